@@ -1,0 +1,66 @@
+"""Figures: one function per kind of plot, each shown inline and saved as PNG under ``figures/``.
+
+File names start with the notebook's number (``00_digits.png``, ``04_curves.png``)
+so the README can use them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+from .paths import display_path, figures_dir
+
+
+def save_figure(fig: "plt.Figure", name: str, folder: str | Path | None = None, verbose: bool = True) -> Path:
+    """Save ``fig`` as ``figures/NAME.png`` (or into ``folder``) and return the path."""
+    folder = Path(folder) if folder is not None else figures_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (name if name.endswith(".png") else f"{name}.png")
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    if verbose:
+        print(f"saved {display_path(path)}")
+    return path
+
+
+def digit_grid(x: torch.Tensor, y: torch.Tensor, per_class: int = 8, title: str = "", name: str | None = None):
+    """A grid of ``per_class`` images for each digit 0..9 (rows). ``x``: N x 1 x 28 x 28."""
+    fig, axes = plt.subplots(10, per_class, figsize=(per_class * 0.8, 8.4))
+    for digit in range(10):
+        idx = (y == digit).nonzero().flatten()[:per_class]
+        for col in range(per_class):
+            ax = axes[digit, col]
+            ax.axis("off")
+            if col < len(idx):
+                ax.imshow(x[idx[col], 0].cpu(), cmap="gray_r", vmin=0, vmax=1)
+        axes[digit, 0].text(-8, 14, str(digit), fontsize=12, va="center", ha="right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if name:
+        save_figure(fig, name)
+    return fig
+
+
+def training_curves(histories: dict[str, Sequence[dict]], title: str = "", name: str | None = None):
+    """Training loss (log scale) and test accuracy per epoch, one line per run.
+
+    ``histories`` maps a label to a list of ``{epoch, train_loss, test_acc}`` records.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, records in histories.items():
+        epochs = [r["epoch"] for r in records]
+        line, = ax_loss.plot(epochs, [r["train_loss"] for r in records], marker=".", label=label)
+        ax_acc.plot(epochs, [100 * r["test_acc"] for r in records], marker=".", color=line.get_color(), label=label)
+    ax_loss.set(xlabel="epoch", ylabel="mean training loss", yscale="log", title="training loss")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if name:
+        save_figure(fig, name)
+    return fig
