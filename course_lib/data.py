@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import os
 import socket
 import struct
 import zlib
@@ -34,6 +35,7 @@ from .errors import ConfigError, DataError
 from .paths import DATA_ENV, data_root, display_path
 
 DATASETS = ("mnist", "fashion", "sample")
+OFFLINE_ENV = "COURSE_OFFLINE"  # set to 1 in a classroom without network: no download is attempted
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 # torchvision's class name = its folder under the root.
@@ -128,7 +130,8 @@ class Data:
         if subset:
             note = "; ".join(filter(None, [note, f"seeded subset of {len(self.train_y):,}/{len(self.test_y):,}"]))
         info = replace(self.info, n_train=len(ty), n_test=len(vy), full=self.info.full and not subset, note=note)
-        return replace(self, train_x=tx, train_y=ty, test_x=vx, test_y=vy, info=info)
+        raw = {} if subset else self._raw  # a subset no longer matches the files on disk
+        return replace(self, train_x=tx, train_y=ty, test_x=vx, test_y=vy, info=info, _raw=raw)
 
 
 # --------------------------------------------------------------------------- IDX files
@@ -204,11 +207,22 @@ def check_idx_folder(folder: Path, dataset: str) -> dict[str, tuple[np.ndarray, 
             f"Fix: add the missing file(s) ({get_fixes(dataset)})."
         )
     splits = {}
-    for split, (img_name, lbl_name, count) in _FILES.items():
-        images = read_idx(found[img_name], _IMAGES_MAGIC, count)
-        labels = read_idx(found[lbl_name], _LABELS_MAGIC, count)
+    for split, (img_name, lbl_name, _full_count) in _FILES.items():
+        images = read_idx(found[img_name], _IMAGES_MAGIC)
+        try:
+            labels = read_idx(found[lbl_name], _LABELS_MAGIC, expect_count=len(images))
+        except DataError as err:
+            if "items, expected" not in str(err):
+                raise
+            raise DataError(f"{err} ({display_path(found[img_name])} holds {len(images)} images: "
+                            f"the image and label files do not belong together)") from None
         splits[split] = (images, labels)
     return splits
+
+
+def _is_full(splits_or_sizes: dict) -> bool:
+    """True when the splits have the official sizes (60,000 train / 10,000 test)."""
+    return all(len(splits_or_sizes[s][1]) == _FILES[s][2] for s in _FILES)
 
 
 def _ensure_plain_files(folder: Path) -> None:
@@ -245,7 +259,9 @@ def _from_torchvision(dataset: str, root: Path) -> Data | None:
     for split in ("train", "test"):
         ds = cls(str(root), train=split == "train", download=False)
         out[split] = (ds.data.float().div_(255.0).unsqueeze(1), ds.targets.long())
-    info = DataInfo(dataset, f"local root {display_path(folder)}", len(out["train"][1]), len(out["test"][1]), True)
+    full = _is_full(checked)
+    info = DataInfo(dataset, f"local root {display_path(folder)}", len(out["train"][1]), len(out["test"][1]), full,
+                    note="" if full else "not the official 60,000/10,000 files")
     return Data(*out["train"], *out["test"], info, _raw={"root": str(root)})
 
 
@@ -270,7 +286,7 @@ def _from_folder(dataset: str, folder: Path, source: str) -> Data | None:
         return None
     tx, ty = _tensors(*checked["train"])
     vx, vy = _tensors(*checked["test"])
-    return Data(tx, ty, vx, vy, DataInfo(dataset, source, len(ty), len(vy), True))
+    return Data(tx, ty, vx, vy, DataInfo(dataset, source, len(ty), len(vy), _is_full(checked)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -363,6 +379,8 @@ def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: 
     if data is not None:
         return data
     why = _download_failed.get(name)
+    if os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        download, why = False, f"{OFFLINE_ENV} is set"
     if download and why is None:
         try:
             _download(name, root)
@@ -375,7 +393,7 @@ def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: 
                 return replace(data, info=replace(data.info, source=f"torchvision download into {display_path(root)}"))
             why = "download finished but the files were not found"
     elif not download:
-        why = "download=False"
+        why = why or "download=False"
     if name == "fashion":
         data = _from_folder(name, DEBIAN_FASHION, f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION})")
         if data is not None:
@@ -385,7 +403,7 @@ def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: 
         note = "FALLBACK: full MNIST unavailable"
         _announce(
             name,
-            f"[course_lib] Full MNIST is not in {display_path(root)} and could not be downloaded ({why}); "
+            f"[course_lib] Full MNIST is not in {display_path(root / 'MNIST' / 'raw')} and could not be downloaded ({why}); "
             f"using the offline MNIST sample instead: {sample.info.n_train:,} train / {sample.info.n_test:,} test digits. "
             f"To get full MNIST: {get_fixes('mnist')}.",
             verbose,
@@ -502,7 +520,7 @@ def blog_loader(data: Data, batch_size: int = 64, shuffle: bool = False, train: 
     from torchvision import datasets as tvd, transforms
 
     root = data._raw.get("root")
-    if root and data.info.full and data.info.dataset in _TV_FOLDER:
+    if root and data.info.dataset in _TV_FOLDER:
         cls = tvd.MNIST if data.info.dataset == "mnist" else tvd.FashionMNIST
         ds = cls(root, train=train, download=False, transform=transforms.ToTensor())
     else:

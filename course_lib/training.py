@@ -313,7 +313,7 @@ def fit(
     device: str | torch.device = "auto",
     amp: bool | str = False,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     pipeline: str = "memory",
     shuffle: bool = True,
     recompute_bn: bool = False,
@@ -322,6 +322,7 @@ def fit(
     checkpoint: str | Path | None = None,
     resume: str | Path | None = None,
     check_every: int | None = None,
+    step_losses: list | None = None,
 ) -> History:
     """Train ``model`` on ``data`` with SGD and cross-entropy; the blog's protocol by default.
 
@@ -333,7 +334,8 @@ def fit(
             :func:`seed_everything` before building it.
         device: ``auto`` | ``cpu`` | ``cuda[:N]`` | ``mps``.
         amp: mixed precision: False, True (bf16 where supported, else fp16), 'bf16', 'fp16'.
-        channels_last, compile: speed options (see the speed notebook and ``bench``).
+        channels_last, compile: speed options (see the speed notebook and ``bench``); ``compile``
+            may name a ``torch.compile`` mode, e.g. ``"reduce-overhead"`` (CUDA graphs on a GPU).
         pipeline: ``memory`` (batches sliced from device tensors) or ``blog``
             (torchvision-style dataset + ToTensor + DataLoader, as in the blog).
         shuffle: reshuffle every epoch (the blog did not).
@@ -344,6 +346,8 @@ def fit(
             uninterrupted run with the same arguments (exactly, on CPU).
         check_every: check the loss for NaN/inf every this many steps (default: every
             step on CPU, every 50 on GPU, where each check waits for the device).
+        step_losses: if a list is given, the loss of every SGD step is appended to it
+            (once per epoch, so the device is not waited on every step).
 
     Returns:
         :class:`History`; on NaN/inf loss or Ctrl-C, training stops and the history of the
@@ -386,7 +390,8 @@ def fit(
             history.message = f"checkpoint {display_path(resume)} already holds {len(history.records)} epochs"
             return history
 
-    step_model = torch.compile(model) if compile else model
+    step_model = torch.compile(model, mode=compile if isinstance(compile, str) else None) if compile else model
+    cuda_graphs = compile == "reduce-overhead" and dev.type == "cuda"
     on_device = data.to(dev)
     batches = BatchIterator(on_device.train_x, on_device.train_y, batch_size, shuffle=shuffle, seed=seed)
     n_train = len(on_device.train_y)
@@ -420,6 +425,8 @@ def fit(
             for step, (xb, yb) in enumerate(batch_iter):
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
+                if cuda_graphs:  # a new training step: earlier graph outputs may be overwritten
+                    torch.compiler.cudagraph_mark_step_begin()
                 with autocast_for(dev, amp):
                     loss = F.cross_entropy(step_model(xb), yb)
                 optimizer.zero_grad(set_to_none=True)
@@ -444,6 +451,8 @@ def fit(
                             f"(try {lr / 10:g}), or add BatchNorm / skips to a deep plain net.",
                         )
             train_loss = (losses * sizes).sum().item() / max(n_train, 1)
+            if step_losses is not None:
+                step_losses.extend(losses.tolist())
             seconds = time.perf_counter() - t0
             if recompute_bn:
                 recompute_bn_stats(model, on_device.train_x)

@@ -1,0 +1,126 @@
+"""Models: parameter counts, torchvision parity, the plain twins really have no skips."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from course_lib import ConfigError, build_model, count_params
+from course_lib import models as M
+
+
+def test_blog_resnet_has_the_blogs_parameter_count():
+    assert count_params(M.BlogResNet()) == 221_810
+    assert count_params(M.BlogPlain()) == 221_810
+
+
+def test_blog_cnn_follows_the_channel_plan_and_takes_digits():
+    model = M.BlogCNN()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    plan = [(c.in_channels, c.out_channels) for c in convs]
+    assert plan == [(1, 8), (8, 8), (8, 16), (16, 32), (32, 32), (32, 16), (16, 32), (32, 32), (32, 256), (256, 256)]
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert "adapted" in M.BlogCNN.__doc__.lower() or "adapt" in M.BlogCNN.__doc__.lower()
+
+
+@pytest.mark.parametrize("name", ["blog-resnet", "blog-cnn", "blog-plain", "plain-8", "residual-8", "resnet18"])
+def test_every_digit_model_maps_raw_digits_to_ten_logits(name):
+    model = build_model(name)
+    assert model.spec["name"] == name
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def _same_weights(a, b):
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def test_blog_plain_has_no_skip():
+    torch.manual_seed(0)
+    res, plain = _same_weights(M.BlogResNet(), M.BlogPlain())
+    x = torch.rand(4, 1, 28, 28)
+    assert not torch.allclose(res(x), plain(x))
+    # With f's last conv zeroed, a residual block passes relu(x) = x >= 0 through; the plain one outputs 0.
+    for net in (res, plain):
+        for block in (net.rblock1, net.rblock2):
+            torch.nn.init.zeros_(block.conv2.weight)
+            torch.nn.init.zeros_(block.conv2.bias)
+    h = torch.relu(torch.rand(2, 20, 14, 14))
+    assert torch.equal(res.rblock1(h), h)
+    assert torch.count_nonzero(plain.rblock1(h)) == 0
+
+
+@pytest.mark.parametrize("depth", [2, 8, 20])
+def test_depth_family_same_layers_differ_only_in_skips(depth):
+    plain, residual = M.plain_net(depth), M.residual_net(depth)
+    assert count_params(plain) == count_params(residual)
+    assert [n for n, _ in plain.named_parameters()] == [n for n, _ in residual.named_parameters()]
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in plain.modules())
+    linears = sum(isinstance(m, torch.nn.Linear) for m in plain.modules())
+    assert convs + linears == depth  # He et al.'s count: conv and fc layers
+    residual.load_state_dict(plain.state_dict())
+    plain.eval(); residual.eval()
+    x = torch.rand(3, 1, 28, 28)
+    if depth == 2:
+        assert torch.equal(plain(x), residual(x))  # no body, nothing to skip
+    else:
+        assert not torch.allclose(plain(x), residual(x))
+
+
+def test_residual_zero_init_makes_each_pair_the_identity():
+    net = M.residual_net(8, zero_init_residual=True).eval()
+    h = torch.relu(torch.randn(2, 16, 7, 7))
+    for pair in net.body:
+        assert torch.equal(pair(h), h)
+
+
+def test_depth_must_be_even():
+    with pytest.raises(ConfigError, match="even"):
+        M.plain_net(7)
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
+def test_torchvision_parity_params_and_shape(depth):
+    ours = getattr(M, f"resnet{depth}")(num_classes=1000)
+    theirs = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=1000)
+    assert count_params(ours) == count_params(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [v.shape for v in ours.state_dict().values()] == [v.shape for v in theirs.state_dict().values()]
+    ours.eval()
+    assert ours(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_torchvision_parity_outputs_with_copied_weights(depth):
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=7).eval()
+    ours = getattr(M, f"resnet{depth}")(num_classes=7).eval()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), theirs(x), atol=1e-5)
+
+
+def test_projection_shortcut_only_where_shape_changes():
+    net = M.resnet18()
+    downsampled = [name for name, m in net.named_modules() if isinstance(m, M.BasicBlock) and m.downsample is not None]
+    assert downsampled == ["layer2.0", "layer3.0", "layer4.0"]
+    net50 = M.resnet50()
+    assert sum(isinstance(m, M.Bottleneck) and m.downsample is not None for m in net50.modules()) == 4
+
+
+def test_zero_init_residual_option():
+    net = M.resnet50(zero_init_residual=True)
+    assert all(float(b.bn3.weight.detach().abs().sum()) == 0 for b in net.modules() if isinstance(b, M.Bottleneck))
+
+
+def test_digit_variant_has_small_stem_and_no_maxpool():
+    net = build_model("resnet18")
+    assert net.conv1.kernel_size == (3, 3) and net.conv1.stride == (1, 1) and net.conv1.in_channels == 1
+    assert isinstance(net.maxpool, torch.nn.Identity)
+    assert count_params(net) == count_params(M.resnet18(num_classes=10)) - 64 * 3 * 49 + 64 * 9
+
+
+def test_unknown_model_name_lists_valid_names():
+    with pytest.raises(ConfigError, match="blog-resnet.*plain-N"):
+        build_model("resnet19")
