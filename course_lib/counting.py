@@ -56,7 +56,8 @@ def layer_table(model: nn.Module, input_size: tuple = (1, 28, 28)) -> list[Layer
     was_training = model.training
     try:
         model.eval()
-        device = next(model.parameters()).device
+        first = next(model.parameters(), None)  # a parameter-free module (option A's shortcut) runs on CPU
+        device = first.device if first is not None else torch.device("cpu")
         model(torch.zeros(1, *input_size, device=device))
     finally:
         model.train(was_training)
