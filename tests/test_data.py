@@ -251,3 +251,10 @@ def test_blog_loader_reads_torchvision_files(tmp_path, no_network):
     d = load_data("mnist", root=tmp_path)
     xs = torch.cat([b[0] for b in blog_loader(d, batch_size=64)])
     assert torch.equal(xs, d.train_x)
+
+
+def test_sample_is_not_sorted_by_class():
+    d = load_data("sample")
+    first = d.train_y[:100].bincount(minlength=10)
+    assert (first > 0).all()  # any slice sees every class, as in the real MNIST files
+    assert (d.test_y[:50].bincount(minlength=10) > 0).sum() >= 8
