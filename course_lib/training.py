@@ -335,7 +335,8 @@ def fit(
         device: ``auto`` | ``cpu`` | ``cuda[:N]`` | ``mps``.
         amp: mixed precision: False, True (bf16 where supported, else fp16), 'bf16', 'fp16'.
         channels_last, compile: speed options (see the speed notebook and ``bench``); ``compile``
-            may name a ``torch.compile`` mode, e.g. ``"reduce-overhead"`` (CUDA graphs on a GPU).
+            may name a ``torch.compile`` mode, e.g. ``"reduce-overhead"`` (CUDA graphs on a GPU);
+            shapes are static (the last, partial batch compiles once more).
         pipeline: ``memory`` (batches sliced from device tensors) or ``blog``
             (torchvision-style dataset + ToTensor + DataLoader, as in the blog).
         shuffle: reshuffle every epoch (the blog did not).
@@ -390,7 +391,8 @@ def fit(
             history.message = f"checkpoint {display_path(resume)} already holds {len(history.records)} epochs"
             return history
 
-    step_model = torch.compile(model, mode=compile if isinstance(compile, str) else None) if compile else model
+    mode = compile if isinstance(compile, str) else None  # e.g. "reduce-overhead"
+    step_model = torch.compile(model, mode=mode, dynamic=False) if compile else model
     cuda_graphs = compile == "reduce-overhead" and dev.type == "cuda"
     on_device = data.to(dev)
     batches = BatchIterator(on_device.train_x, on_device.train_y, batch_size, shuffle=shuffle, seed=seed)
