@@ -8,4 +8,4 @@ import os
 import tempfile
 
 if not os.environ.get("COURSE_FIGURES_DIR"):
-    os.environ["COURSE_FIGURES_DIR"] = tempfile.mkdtemp(prefix="course-test-figures-")
+    os.environ["COURSE_FIGURES_DIR"] = os.path.join(tempfile.mkdtemp(prefix="course-test-"), "figures")

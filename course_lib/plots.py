@@ -11,7 +11,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .paths import display_path, figures_dir
+from .paths import figures_dir
 
 
 def save_figure(fig: "plt.Figure", name: str, folder: str | Path | None = None, verbose: bool = True) -> Path:
@@ -21,7 +21,7 @@ def save_figure(fig: "plt.Figure", name: str, folder: str | Path | None = None, 
     path = folder / (name if name.endswith(".png") else f"{name}.png")
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     if verbose:
-        print(f"saved {display_path(path)}")
+        print(f"saved {path.parent.name}/{path.name}")  # short and machine-independent
     return path
 
 

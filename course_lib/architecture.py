@@ -1,0 +1,566 @@
+"""Building ResNets step by step, and proving that what we built is the real thing.
+
+Notebook 03 uses this module in five parts:
+
+* **Summaries** -- :func:`summary` and :func:`cost_table` print layer tables and
+  parameter / multiply-add (MAC) totals, from :mod:`course_lib.counting`.
+* **Growing the network** as fastbook chapter 14 does: :class:`PlainBlock`
+  (two 3x3 convs), :class:`SkipBlock` (the same layers plus ``+ x``),
+  :class:`ProjectionBlock` (a 1x1-conv shortcut where the shape changes),
+  :func:`make_stage` and :class:`GrownResNet` (stages of blocks). The modules use
+  torchvision's names (``conv1``, ``bn1``, ``downsample``, ``layer1``...), so the
+  weights of ``course_lib.models`` ResNets and torchvision's load straight in.
+* **Parity** -- :func:`copy_weights`, :func:`compare_outputs` and
+  :func:`torchvision_parity` copy one network's weights into another and check
+  the parameter counts and the outputs.
+* **28x28 digits** -- :func:`shape_trace_table`, :func:`digit_variant` (ResNet-18 for digits,
+  optionally narrower), :func:`throughput_table` and :func:`train_digit_models`, sized per run
+  profile by :data:`THROUGHPUT` and :data:`DIGIT_TRAINING`.
+* **Diagrams** -- :func:`draw_residual_blocks` and :func:`draw_blog_resnet`,
+  drawn with matplotlib and saved as ``figures/03_*.png``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from matplotlib.patches import Circle, FancyBboxPatch
+from torch import Tensor, nn
+
+from .counting import format_table, layer_table
+from .errors import ConfigError
+from .models import conv1x1, conv3x3, count_params
+from .plots import save_figure
+
+# --------------------------------------------------------------------------- summaries
+
+
+def summary(model: nn.Module, input_size: tuple = (1, 28, 28)) -> str:
+    """Layer table of ``model`` for one input of ``input_size`` (C x H x W): output shapes, params, MACs."""
+    return format_table(layer_table(model, input_size), count_params(model))
+
+
+def cost_table(models: dict[str, nn.Module], input_size: tuple = (1, 28, 28), baseline: str | None = None) -> str:
+    """Parameters and multiply-adds per image for each model, and their ratios to ``baseline`` (default: the first)."""
+    costs = {name: (count_params(m), sum(r.macs for r in layer_table(m, input_size))) for name, m in models.items()}
+    base_params, base_macs = costs[baseline or next(iter(costs))]
+    lines = [f"{'model':<30}{'params':>13}{'x':>8}{'MACs / image':>16}{'x':>8}", "-" * 75]
+    for name, (params, macs) in costs.items():
+        lines.append(f"{name:<30}{params:>13,}{params / base_params:>8.1f}{macs:>16,}{macs / base_macs:>8.1f}")
+    return "\n".join(lines)
+
+
+def top_level_shapes(model: nn.Module, input_size: tuple = (1, 28, 28)) -> list[tuple[str, tuple]]:
+    """``(name, output shape per image)`` after each direct child of ``model`` that runs, in order."""
+    shapes: list[tuple[str, tuple]] = []
+    handles = [child.register_forward_hook(lambda m, i, out, name=name: shapes.append((name, tuple(out.shape[1:]))))
+               for name, child in model.named_children()]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def describe_step(label: str, module: nn.Module, x: Tensor) -> str:
+    """One line: ``label``, input shape -> output shape (``x`` is N x C x H x W), and the module's parameters."""
+    with torch.no_grad():
+        out = module.eval()(x)
+    shape = lambda t: " x ".join(map(str, t.shape))  # noqa: E731
+    return f"{label:<34} {shape(x):>16} -> {shape(out):<16} {count_params(module):>9,} params"
+
+
+# --------------------------------------------------------------------------- growing the network
+
+
+class PlainBlock(nn.Module):
+    """Step 1: two 3x3 conv + BatchNorm layers, ``relu(f(x))`` with ``f = bn2(conv2(relu(bn1(conv1(x)))))``.
+
+    ``x``: N x c_in x H x W -> N x c_out x H/stride x W/stride. The stride sits on the first conv.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = conv3x3(c_in, c_out, stride)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = conv3x3(c_out, c_out)
+        self.bn2 = nn.BatchNorm2d(c_out)
+
+    def f(self, x: Tensor) -> Tensor:
+        """The residual function: everything but the shortcut and the last relu."""
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.f(x))
+
+
+class SkipBlock(PlainBlock):
+    """Step 2: the same layers plus the identity skip, ``relu(f(x) + x)``: no new parameters.
+
+    ``x + f(x)`` needs both to have the same shape, so the block keeps the channels and the stride is 1.
+    """
+
+    def __init__(self, channels: int, c_out: int | None = None, stride: int = 1):
+        c_out = channels if c_out is None else c_out
+        if c_out != channels or stride != 1:
+            raise ConfigError(
+                f"an identity skip needs f(x) and x to have the same shape, but {channels}->{c_out} channels "
+                f"with stride {stride} makes f(x) {c_out} x H/{stride} x W/{stride} while x stays "
+                f"{channels} x H x W. Fix: use ProjectionBlock, whose 1x1-conv shortcut changes x's shape too.")
+        super().__init__(channels, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.f(x) + x)
+
+
+class ProjectionBlock(PlainBlock):
+    """Step 3: ``relu(f(x) + shortcut(x))``; the shortcut is the identity unless the shape changes.
+
+    Where it changes, ``downsample`` = 1x1 conv (stride ``stride``, ``c_in -> c_out``) + BatchNorm,
+    He et al.'s option B. This is torchvision's ``BasicBlock``, with the same names and parameters.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__(c_in, c_out, stride)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(self.f(x) + shortcut)
+
+
+def make_stage(c_in: int, c_out: int, blocks: int, stride: int = 1) -> nn.Sequential:
+    """Step 4: a stage = ``blocks`` ProjectionBlocks; only the first changes the shape (and gets a projection).
+
+    N x c_in x H x W -> N x c_out x H/stride x W/stride.
+    """
+    if blocks < 1:
+        raise ConfigError(f"a stage needs at least 1 block, got {blocks}")
+    return nn.Sequential(ProjectionBlock(c_in, c_out, stride), *[ProjectionBlock(c_out, c_out) for _ in range(blocks - 1)])
+
+
+Layout = Sequence[tuple[int, int, int]]  # one (blocks, channels, stride of the first block) per stage
+
+RESNET18_LAYOUT: list[tuple[int, int, int]] = [(2, 64, 1), (2, 128, 2), (2, 256, 2), (2, 512, 2)]
+
+
+class GrownResNet(nn.Module):
+    """Step 5: a stem, stages of :class:`ProjectionBlock` from a ``layout``, global average pool, a linear layer.
+
+    ``layout``: one ``(blocks, channels, stride)`` per stage. ``small_input=True``: 3x3 stride-1 stem
+    and no max-pool (for 28x28 digits); else torchvision's 7x7 stride-2 stem and 3x3 max-pool.
+    The stem has as many channels as the first stage. Names follow torchvision, so with
+    :data:`RESNET18_LAYOUT` it takes the weights of ``course_lib.models.resnet18`` (or
+    ``digit_resnet(18)`` when ``small_input``) unchanged. ``x``: N x in_channels x H x W -> N x num_classes.
+    """
+
+    def __init__(self, layout: Layout, in_channels: int = 1, num_classes: int = 10, small_input: bool = True):
+        super().__init__()
+        layout = [tuple(int(v) for v in stage) for stage in layout]
+        if not layout or any(len(stage) != 3 or min(stage) < 1 for stage in layout):
+            raise ConfigError(f"layout must be a list of (blocks, channels, stride) with positive numbers, got {layout}")
+        self.layout = layout
+        width = layout[0][1]
+        if small_input:
+            self.conv1 = conv3x3(in_channels, width)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        for i, (blocks, channels, stride) in enumerate(layout, start=1):
+            self.add_module(f"layer{i}", make_stage(width, channels, blocks, stride))
+            width = channels
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for i in range(1, len(self.layout) + 1):
+            x = getattr(self, f"layer{i}")(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def scaled_layout(layout: Layout, width_divisor: int) -> list[tuple[int, int, int]]:
+    """The same layout with every stage's channels divided by ``width_divisor`` (a narrower network)."""
+    return [(blocks, max(1, channels // width_divisor), stride) for blocks, channels, stride in layout]
+
+
+# --------------------------------------------------------------------------- reading a ResNet's structure
+
+
+@dataclass
+class BlockInfo:
+    """One residual block of a ResNet, as :func:`block_list` reads it."""
+
+    name: str  # e.g. "layer2.0"
+    kind: str  # class name: BasicBlock, Bottleneck, ProjectionBlock
+    c_in: int
+    c_out: int
+    stride: int
+    shortcut: str  # "identity" or "projection"
+
+    def __str__(self) -> str:
+        return f"{self.name:<10}{self.kind:<16}{self.c_in:>5} -> {self.c_out:<5} stride {self.stride}   {self.shortcut}"
+
+
+def block_list(model: nn.Module) -> list[BlockInfo]:
+    """Every residual block of a ResNet (ours, grown, or torchvision's), in order."""
+    rows = []
+    for name, m in model.named_modules():
+        if hasattr(m, "conv1") and hasattr(m, "downsample") and isinstance(m.conv1, nn.Conv2d):
+            convs = [c for c in m.children() if isinstance(c, nn.Conv2d)]
+            rows.append(BlockInfo(name, type(m).__name__, convs[0].in_channels, convs[-1].out_channels,
+                                  max(c.stride[0] for c in convs),
+                                  "identity" if m.downsample is None else "projection"))
+    return rows
+
+
+def stage_layout(model: nn.Module) -> list[tuple[int, int, int]]:
+    """``(blocks, channels, stride)`` for each stage ``layer1, layer2, ...`` of a ResNet.
+
+    ``channels`` is the width of the stage's first conv (``planes`` in torchvision; a
+    Bottleneck stage outputs 4 times that), ``stride`` is that of its first block.
+    """
+    layout, i = [], 1
+    while hasattr(model, f"layer{i}"):
+        stage = getattr(model, f"layer{i}")
+        first = block_list(stage)[0]
+        layout.append((len(stage), stage[0].conv1.out_channels, first.stride))
+        i += 1
+    return layout
+
+
+# --------------------------------------------------------------------------- parity
+
+
+@dataclass
+class Parity:
+    """The result of copying one network's weights into another and comparing them."""
+
+    name: str
+    params_source: int
+    params_target: int
+    tensors_copied: int
+    input_shape: tuple
+    max_abs_diff: float
+    allclose: bool
+    identical: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.params_source == self.params_target and self.allclose
+
+    def __str__(self) -> str:
+        same = "=" if self.params_source == self.params_target else "!="
+        shape = " x ".join(map(str, self.input_shape))
+        return (f"{self.name}: params {self.params_target:,} {same} {self.params_source:,}; "
+                f"{self.tensors_copied} tensors copied; outputs on a {shape} input: "
+                f"allclose {self.allclose}, identical {self.identical} (max |diff| {self.max_abs_diff:.1g})")
+
+
+def copy_weights(source: nn.Module, target: nn.Module) -> int:
+    """Load ``source``'s state dict (weights and BatchNorm statistics) into ``target``; return the tensor count.
+
+    Raises :class:`ConfigError` naming the keys or shapes that do not match.
+    """
+    theirs, ours = source.state_dict(), target.state_dict()
+    missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+    bad = [f"{k} {tuple(theirs[k].shape)} vs {tuple(ours[k].shape)}"
+           for k in ours if k in theirs and theirs[k].shape != ours[k].shape]
+    if missing or extra or bad:
+        parts = ([f"only in target: {missing[:3]}"] if missing else []) + \
+                ([f"only in source: {extra[:3]}"] if extra else []) + ([f"shapes differ: {bad[:3]}"] if bad else [])
+        raise ConfigError(f"the two networks do not have the same layers ({'; '.join(parts)}). "
+                          f"Fix: build the target with the same blocks, stages and widths as the source.")
+    target.load_state_dict(theirs)
+    return len(theirs)
+
+
+@torch.no_grad()
+def compare_outputs(source: nn.Module, target: nn.Module, x: Tensor, name: str = "") -> Parity:
+    """Copy ``source``'s weights into ``target``, run both on ``x`` (N x C x H x W) in eval mode, compare."""
+    copied = copy_weights(source, target)
+    source.eval(), target.eval()
+    a, b = source(x), target(x)
+    diff = (a - b).abs().max().item()
+    return Parity(name or type(target).__name__, count_params(source), count_params(target), copied,
+                  tuple(x.shape), diff, torch.allclose(a, b, rtol=1e-5, atol=1e-6), torch.equal(a, b))
+
+
+def torchvision_parity(depth: int, input_size: tuple = (3, 224, 224), batch: int = 2, seed: int = 0) -> Parity:
+    """Build torchvision's ResNet-``depth`` (random init, no download) and ours; copy theirs into ours; compare."""
+    import torchvision
+
+    from . import models
+
+    if depth not in models.RESNET_LAYOUTS:
+        raise ConfigError(f"no ResNet-{depth}; valid depths are {sorted(models.RESNET_LAYOUTS)}")
+    torch.manual_seed(seed)
+    theirs = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+    ours = getattr(models, f"resnet{depth}")()
+    x = torch.randn(batch, *input_size, generator=torch.Generator().manual_seed(seed))
+    return compare_outputs(theirs, ours, x, name=f"ResNet-{depth} ours vs torchvision")
+
+
+# --------------------------------------------------------------------------- ResNets for 28x28 digits
+
+
+def shape_trace_table(models: dict[str, nn.Module], input_size: tuple = (1, 28, 28),
+                      layers: Sequence[str] = ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4")) -> str:
+    """Output shape per image after each of ``layers`` (top-level module names), one column per model."""
+    traces = {name: dict(top_level_shapes(m, input_size)) for name, m in models.items()}
+    fmt = lambda shape: " x ".join(map(str, shape)) if shape else "-"  # noqa: E731
+    lines = [f"{'after':<10}" + "".join(f"{name:>28}" for name in models), "-" * (10 + 28 * len(models))]
+    for layer in layers:
+        lines.append(f"{layer:<10}" + "".join(f"{fmt(t.get(layer)):>28}" for t in traces.values()))
+    return "\n".join(lines)
+
+
+def digit_variant(width_divisor: int = 1) -> nn.Module:
+    """ResNet-18 for 28x28 digits: ``build_model("resnet18")`` at full width, else a :class:`GrownResNet`
+    with every stage ``width_divisor`` times narrower (same depth, same 3x3 stem, no max-pool)."""
+    from .models import build_model
+
+    if width_divisor == 1:
+        return build_model("resnet18")
+    model = GrownResNet(scaled_layout(RESNET18_LAYOUT, width_divisor), in_channels=1, num_classes=10)
+    model.spec = {"name": f"resnet18-width/{width_divisor}", "kwargs": {}}
+    return model
+
+
+def variant_name(width_divisor: int) -> str:
+    """The label of :func:`digit_variant` in tables."""
+    return "ResNet-18 (digits)" if width_divisor == 1 else f"ResNet-18 (digits), 1/{width_divisor} width"
+
+
+# How big the notebook's 28x28 runs are in each profile. ResNet-18 at 28x28 costs ~78x the
+# blog's ResNet per image, so on a CPU the run uses a narrower ResNet-18 (width_divisor).
+THROUGHPUT = {
+    "smoke": dict(batch_size=8, steps=1),
+    "cpu": dict(batch_size=32, steps=2),
+    "full": dict(batch_size=128, steps=10),
+}
+DIGIT_TRAINING = {
+    "smoke": dict(width_divisor=8, train=500, test=500, epochs=1),
+    "cpu": dict(width_divisor=4, train=4000, test=1000, epochs=1),
+    "full": dict(width_divisor=1, train=None, test=None, epochs=2),
+}
+
+
+def training_throughput(model: nn.Module, batch_size: int = 64, steps: int = 2,
+                        input_size: tuple = (1, 28, 28), seed: int = 0) -> float:
+    """Training images per second (SGD steps on random digits, after one warm-up step), on the model's device."""
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch_size, *input_size, generator=g).to(device)
+    y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+    for step in range(steps + 1):
+        if step == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def throughput_table(models: dict[str, nn.Module], batch_size: int = 32, steps: int = 2,
+                     device: str | torch.device = "cpu") -> str:
+    """Training images/s of each model, measured one after the other in this call, and the ratio to the first."""
+    speeds = {name: training_throughput(m.to(device), batch_size, steps) for name, m in models.items()}
+    first = next(iter(speeds.values()))
+    lines = [f"{'model':<36}{'train images/s':>16}{'x slower':>10}", "-" * 62]
+    lines += [f"{name:<36}{v:>16,.1f}{first / v:>10.1f}" for name, v in speeds.items()]
+    return "\n".join(lines)
+
+
+def train_digit_models(data, settings: dict, device: str | torch.device = "auto", seed: int = 0) -> dict:
+    """Train BlogResNet and :func:`digit_variant` with the blog's protocol (SGD lr 0.1, batch 64) on the same data.
+
+    ``settings``: a row of :data:`DIGIT_TRAINING` (``width_divisor``, ``train``, ``test``, ``epochs``).
+    Returns ``{label: History}``; BatchNorm statistics are recomputed before each evaluation.
+    """
+    from .models import BlogResNet
+    from .training import fit, seed_everything
+
+    subset = data.subset(settings["train"], settings["test"], seed=seed)
+    runs = {}
+    for label, build in (("BlogResNet", BlogResNet),
+                         (variant_name(settings["width_divisor"]), lambda: digit_variant(settings["width_divisor"]))):
+        seed_everything(seed)
+        model = build()
+        runs[label] = fit(model, subset, epochs=settings["epochs"], seed=seed, device=device,
+                          recompute_bn=True, progress=False)
+        runs[label].config["params"] = count_params(model)
+    return runs
+
+
+def format_runs(runs: dict) -> str:
+    """What the runs were trained on (data, device), then one line per run: params, epochs, seconds, test accuracy."""
+    first = next(iter(runs.values()))
+    d = first.config.get("dataset", {})
+    lines = [f"data: {d.get('dataset')} from {d.get('source')}, {d.get('n_train', 0):,} train / "
+             f"{d.get('n_test', 0):,} test images" + ("" if d.get("full") else " (not the full dataset)")
+             + f"; device: {first.device}",
+             f"{'model':<36}{'params':>11}{'epochs':>8}{'seconds':>9}{'test accuracy':>15}", "-" * 79]
+    for label, h in runs.items():
+        secs = sum(r["seconds"] for r in h.records)
+        acc = f"{h.final['test_acc']:.1%}" if h.records else h.status
+        lines.append(f"{label:<36}{h.config['params']:>11,}{len(h):>8}{secs:>9.1f}{acc:>15}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- diagrams
+
+_COLOURS = {"conv": "#cfe2f3", "bn": "#fff2cc", "relu": "#d9ead3", "pool": "#f4cccc", "fc": "#e6d7f0",
+            "io": "#eeeeee", "proj": "#fce5cd"}
+
+
+def _box(ax, x: float, y: float, text: str, kind: str, w: float = 2.6, h: float = 0.55, size: int = 9) -> None:
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                fc=_COLOURS[kind], ec="#444444", lw=1))
+    ax.text(x, y, text, ha="center", va="center", fontsize=size)
+
+
+def _arrow(ax, x0: float, y0: float, x1: float, y1: float, colour: str = "#333333") -> None:
+    ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.2, shrinkA=0, shrinkB=0))
+
+
+def _add(ax, x: float, y: float) -> None:
+    ax.add_patch(Circle((x, y), 0.22, fc="white", ec="#333333", lw=1.2))
+    ax.text(x, y, "+", ha="center", va="center", fontsize=13)
+
+
+def _chain(ax, x: float, y: float, boxes: list[tuple[str, str]], step: float = 0.8, w: float = 2.6) -> float:
+    """Draw boxes top-down from ``y`` with arrows between them; return the y just below the last one."""
+    for text, kind in boxes:
+        _box(ax, x, y, text, kind, w=w)
+        _arrow(ax, x, y - 0.28, x, y - step + 0.28)
+        y -= step
+    return y
+
+
+def _skip(ax, x: float, y_from: float, y_to: float, offset: float, label: str, box: str | None = None) -> None:
+    """The shortcut: out to the side (right for ``offset`` > 0) at ``y_from``, down, and into the + at ``y_to``."""
+    xs, side = x + offset, (1 if offset > 0 else -1)
+    colour = "#c0392b"
+    y_box = (y_from + y_to) / 2
+    if box:
+        ax.plot([x, xs, xs], [y_from, y_from, y_box + 0.36], color=colour, lw=1.6)
+        _box(ax, xs, y_box, box, "proj", w=2.0, h=0.72, size=8)
+        ax.plot([xs, xs], [y_box - 0.36, y_to], color=colour, lw=1.6)
+    else:
+        ax.plot([x, xs, xs], [y_from, y_from, y_to], color=colour, lw=1.6)
+    _arrow(ax, xs, y_to, x + side * 0.23, y_to, colour)
+    ax.text(xs + side * 0.12, y_box + (1.4 if box else 0), label, color=colour, fontsize=8,
+            rotation=90, va="center", ha="left" if side > 0 else "right")
+
+
+def draw_residual_blocks(name: str | None = "03_residual_block"):
+    """Three panels: the plain block, the same block with an identity skip, and with a projection shortcut."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 6.4))
+    panels = [
+        ("1. plain block: relu(f(x))", "x: C x H x W", [("3x3 conv, C -> C", "conv")], None, None),
+        ("2. residual block: relu(f(x) + x)", "x: C x H x W", [("3x3 conv, C -> C", "conv")], "identity: x", None),
+        ("3. projection: relu(f(x) + Wx)", "x: C x H x W", [("3x3 conv, stride 2, C -> 2C", "conv")],
+         "projection shortcut", "1x1 conv, stride 2\nC -> 2C, + BN"),
+    ]
+    for ax, (title, top, first, skip_label, proj) in zip(axes, panels):
+        ax.set(xlim=(-2.3, 4.0), ylim=(-7.2, 0.9), aspect="equal")
+        ax.axis("off")
+        ax.set_title(title, fontsize=10)
+        _box(ax, 0, 0.3, top, "io")
+        _arrow(ax, 0, 0.02, 0, -0.52)
+        width = "2C" if proj else "C"
+        body = first + [("BatchNorm", "bn"), ("ReLU", "relu"), (f"3x3 conv, {width} -> {width}", "conv"),
+                        ("BatchNorm", "bn")]
+        y = _chain(ax, 0, -0.8, body, w=2.9)  # y: where the next element goes; an arrow already points at it
+        ax.plot([-1.65, -1.65], [-0.55, y + 0.55], color="#666666", lw=1)
+        ax.text(-1.8, (y - 0.25) / 2, "f(x)", rotation=90, ha="right", va="center", fontsize=10, color="#666666")
+        if skip_label:
+            _add(ax, 0, y + 0.06)
+            _skip(ax, 0, 0.3 - 0.4, y + 0.06, 2.75 if proj else 1.9, skip_label, proj)
+            _arrow(ax, 0, y - 0.16, 0, y - 0.52)
+            y -= 0.8
+        _box(ax, 0, y, "ReLU", "relu")
+        _arrow(ax, 0, y - 0.28, 0, y - 0.52)
+        _box(ax, 0, y - 0.8, f"output: {'2C x H/2 x W/2' if proj else 'C x H x W'}", "io")
+    fig.suptitle("Growing a residual block: the skip adds no parameters; the projection adds one 1x1 conv "
+                 "where the shape changes", fontsize=10)
+    fig.tight_layout()
+    if name:
+        save_figure(fig, name)
+    return fig
+
+
+def draw_blog_resnet(name: str | None = "03_blog_resnet"):
+    """The blog's ResNet (``course_lib.models.BlogResNet``) top to bottom, with each output shape and the two skips."""
+    fig, ax = plt.subplots(figsize=(7.6, 11.5))
+    ax.set(xlim=(-4.4, 4.4), ylim=(-16.4, 0.8), aspect="equal")
+    ax.axis("off")
+    step, w = 0.8, 3.3
+    y = 0.3
+    _box(ax, 0, y, "input digit", "io", w=w)
+    ax.text(1.9, y, "1 x 28 x 28", fontsize=8, va="center")
+
+    def layer(text, kind, shape=None):
+        nonlocal y
+        _arrow(ax, 0, y - 0.28, 0, y - step + 0.28)
+        y -= step
+        _box(ax, 0, y, text, kind, w=w)
+        if shape:
+            ax.text(1.9, y, shape, fontsize=8, va="center")
+
+    def res_block(channels, hw):
+        nonlocal y
+        top = y - 0.4
+        layer(f"5x5 conv, {channels} -> 30, pad 2", "conv", f"30 x {hw} x {hw}")
+        layer("ReLU", "relu")
+        layer(f"3x3 conv, 30 -> {channels}, pad 1", "conv", f"{channels} x {hw} x {hw}")
+        _arrow(ax, 0, y - 0.28, 0, y - step + 0.22)
+        y -= step
+        _add(ax, 0, y)
+        _skip(ax, 0, top, y, -2.2, "identity skip: x")
+        ax.text(-2.8, (top + y) / 2, f"ResBlock({channels})", rotation=90, ha="right", va="center", fontsize=9,
+                color="#c0392b")
+        y += 0.28 - 0.22  # the + circle is smaller than a box
+        layer("ReLU", "relu", f"{channels} x {hw} x {hw}")
+
+    layer("5x5 conv, 1 -> 20, pad 2", "conv", "20 x 28 x 28")
+    layer("ReLU", "relu")
+    layer("2x2 max-pool", "pool", "20 x 14 x 14")
+    res_block(20, 14)
+    layer("3x3 conv, 20 -> 15, pad 1", "conv", "15 x 14 x 14")
+    layer("ReLU", "relu")
+    layer("2x2 max-pool", "pool", "15 x 7 x 7")
+    res_block(15, 7)
+    layer("flatten", "io", "735 = 15 x 7 x 7")
+    layer("Linear 735 -> 245", "fc", "245")
+    layer("ReLU", "relu")
+    layer("Linear 245 -> 10", "fc", "10 logits")
+    from .models import BlogResNet
+
+    ax.set_title(f"The blog's ResNet (BlogResNet, {count_params(BlogResNet()):,} parameters): layers and output shapes",
+                 fontsize=10)
+    if name:
+        save_figure(fig, name)
+    return fig

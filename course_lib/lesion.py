@@ -1,0 +1,414 @@
+"""Residual networks as ensembles of paths (Veit et al. 2016): lesions and path lengths.
+
+Two experiments on a trained :class:`course_lib.models.DepthNet` (``plain_net`` or
+``residual_net``), whose body is a stack of width -> width ConvPairs:
+
+* **Lesion study.** Delete blocks at test time and measure test accuracy. In the
+  residual net a block computes ``relu(f(x) + x)``; deleting f leaves ``relu(x) = x``
+  (x is already non-negative, it comes out of a relu). In the plain net a block
+  computes ``relu(f(x))``; there is no skip to keep, so the block is replaced by the
+  identity. So in both nets a deleted block becomes the identity -- the same
+  operation -- and :func:`blocks_deleted` does exactly that.
+* **Paths.** Unrolled, n residual blocks give 2^n paths from input to output, one
+  per subset of blocks whose f the signal passes through; C(n, k) of them have
+  length k. :func:`gradient_by_path_length` enumerates every path of a small net
+  and measures how much gradient flows along each (Veit et al. section 5).
+
+BatchNorm after a lesion: by default the stored running statistics are kept, as in
+the paper (nothing about the net changes except the deleted blocks). Passing
+``bn_images`` recomputes the statistics for the lesioned net on those images first
+and restores the originals afterwards -- a repair that needs no training.
+
+Plots (:func:`plot_single_deletions`, :func:`plot_random_deletions`,
+:func:`plot_path_lengths`, :func:`plot_lesion_choice`) save ``figures/05_*.png``;
+:func:`lesion_explorer` is the ipywidgets version of :func:`plot_lesion_choice`.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import ConfigError
+from .plots import save_figure
+from .training import evaluate, recompute_bn_stats
+
+CHANCE = 0.10  # ten classes
+COLORS = {"plain": "tab:red", "residual": "tab:blue"}
+
+
+def _body(model: nn.Module) -> nn.Sequential:
+    body = getattr(model, "body", None)
+    if not isinstance(body, nn.Sequential):
+        raise ConfigError(f"{type(model).__name__} has no .body of blocks; the lesion study needs a depth-family "
+                          f"net. Fix: use course_lib.plain_net(depth) or course_lib.residual_net(depth).")
+    return body
+
+
+def n_blocks(model: nn.Module) -> int:
+    """Number of ConvPair blocks in the body of a depth-family net: (depth - 2) / 2."""
+    return len(_body(model))
+
+
+def _check_blocks(model: nn.Module, blocks: Iterable[int]) -> list[int]:
+    n = n_blocks(model)
+    blocks = sorted(set(int(b) for b in blocks))
+    bad = [b for b in blocks if not 0 <= b < n]
+    if bad:
+        raise ConfigError(f"block index {bad} out of range: this net has blocks 0..{n - 1}")
+    return blocks
+
+
+@contextmanager
+def blocks_deleted(model: nn.Module, blocks: Iterable[int]) -> Iterator[nn.Module]:
+    """Inside the ``with``, the body blocks listed in ``blocks`` (0-based) are the identity.
+
+    The original blocks are put back on exit, even after an error.
+    """
+    body = _body(model)
+    saved = {i: body[i] for i in _check_blocks(model, blocks)}
+    try:
+        for i in saved:
+            body[i] = nn.Identity()
+        yield model
+    finally:
+        for i, block in saved.items():
+            body[i] = block
+
+
+def lesion_accuracy(model: nn.Module, x: Tensor, y: Tensor, blocks: Iterable[int] = (),
+                    bn_images: Tensor | None = None) -> float:
+    """Test accuracy in [0, 1] with ``blocks`` deleted. ``x``: N x 1 x 28 x 28, ``y``: N.
+
+    ``bn_images`` (M x 1 x 28 x 28): if given, BatchNorm statistics are recomputed on
+    them for the lesioned net before evaluating; the original statistics are restored.
+    """
+    with blocks_deleted(model, blocks):
+        if bn_images is None:
+            return evaluate(model, x, y)
+        saved = copy.deepcopy(model.state_dict())
+        try:
+            recompute_bn_stats(model, bn_images)
+            return evaluate(model, x, y)
+        finally:
+            model.load_state_dict(saved)
+
+
+def single_deletions(model: nn.Module, x: Tensor, y: Tensor, bn_images: Tensor | None = None) -> list[float]:
+    """Accuracy with each block deleted alone: a list of n values, entry i = block i deleted."""
+    return [lesion_accuracy(model, x, y, [i], bn_images) for i in range(n_blocks(model))]
+
+
+def random_block_sets(n: int, draws: int, seed: int = 0) -> dict[int, list[list[int]]]:
+    """For k = 1..n, ``draws`` different random k-subsets of range(n) (all of them if fewer exist).
+
+    Seeded, so two nets with the same n are lesioned on exactly the same subsets.
+    """
+    rng = np.random.default_rng(seed)
+    sets: dict[int, list[list[int]]] = {}
+    for k in range(1, n + 1):
+        if math.comb(n, k) <= draws:
+            sets[k] = [list(c) for c in itertools.combinations(range(n), k)]
+            continue
+        chosen: set[tuple[int, ...]] = set()
+        while len(chosen) < draws:
+            chosen.add(tuple(sorted(rng.choice(n, size=k, replace=False).tolist())))
+        sets[k] = [list(c) for c in sorted(chosen)]
+    return sets
+
+
+def random_deletions(model: nn.Module, x: Tensor, y: Tensor, block_sets: dict[int, list[list[int]]],
+                     bn_images: Tensor | None = None) -> dict[int, list[float]]:
+    """Accuracy for every subset in ``block_sets`` (from :func:`random_block_sets`): k -> list of accuracies."""
+    return {k: [lesion_accuracy(model, x, y, s, bn_images) for s in sets] for k, sets in block_sets.items()}
+
+
+def mean_by_block(block_sets: dict, accuracies: dict, block: int) -> dict[int, tuple[float | None, float | None]]:
+    """For each k: (mean accuracy over the subsets that delete ``block``, mean over those that keep it).
+
+    ``block_sets``/``accuracies``: k -> subsets / k -> accuracies, as in a lesion result
+    (keys may be strings after a JSON round trip). None where no subset falls in a group.
+    """
+    out = {}
+    for k, sets in block_sets.items():
+        accs = accuracies[k] if k in accuracies else accuracies[str(k)]
+        hit = [a for s, a in zip(sets, accs) if block in s]
+        miss = [a for s, a in zip(sets, accs) if block not in s]
+        out[int(k)] = (float(np.mean(hit)) if hit else None, float(np.mean(miss)) if miss else None)
+    return out
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def path_length_counts(n: int) -> list[int]:
+    """Number of paths of each length k = 0..n through n residual blocks: C(n, k). Sums to 2^n."""
+    if n < 0:
+        raise ConfigError(f"number of blocks must be >= 0, got {n}")
+    return [math.comb(n, k) for k in range(n + 1)]
+
+
+def gradient_by_path_length(model: nn.Module, x: Tensor, y: Tensor, max_blocks: int = 12) -> dict:
+    """Gradient that flows along each of the 2^n paths of a residual net, grouped by path length.
+
+    The loss is the summed cross-entropy over the batch ``x`` (N x 1 x 28 x 28), ``y`` (N),
+    so each image contributes its own gradient. Backward through block i is
+    ``g -> m + J_f(x_i)^T m`` with ``m = g * [f(x_i) + x_i > 0]`` (the relu after the sum):
+    one term through the skip, one through f. A path picks one term per block; its
+    length k is the number of f terms. Every path is followed to the body's input
+    (the stem's output, N x C x 7 x 7), where its gradient's norm is measured per image.
+    The 2^n path gradients add up to the true gradient there, which is checked.
+
+    Returns a dict with ``n``, ``lengths`` (0..n), ``paths`` (C(n, k)),
+    ``per_path`` (mean per-image gradient norm of one path of length k),
+    ``total`` (per_path * paths: all paths of length k together), ``share`` (total
+    normalised to sum to 1), ``path_share`` (C(n, k) / 2^n, the share of paths),
+    ``mean_length_gradient`` (sum of k * share: the typical length the gradient takes),
+    ``mean_length_paths`` (n / 2, the typical length of a path), and ``sum_check`` (relative
+    difference between the sum of all path gradients and autograd's gradient; ~1e-6).
+    """
+    body = _body(model)
+    n = len(body)
+    if not all(getattr(b, "residual", False) for b in body):
+        raise ConfigError("gradient_by_path_length needs a residual net: a plain net has a single path "
+                          "(through every block). Fix: pass a course_lib.residual_net(depth).")
+    if n > max_blocks:
+        raise ConfigError(f"{n} blocks give 2^{n} = {2 ** n:,} paths, too many to enumerate (max_blocks={max_blocks}). "
+                          f"Fix: use a shallower residual net, or raise max_blocks if you have the time.")
+    was_training = model.training
+    model.eval()  # stored BatchNorm statistics: a fixed function, as at test time
+    try:
+        with torch.enable_grad():
+            x0 = model.stem(x).detach().requires_grad_(True)
+            inputs, f_outs, masks = [], [], []
+            h = x0
+            for block in body:
+                h_in = h.detach().requires_grad_(True)
+                f_out = block.f(h_in)
+                pre = f_out + h_in
+                inputs.append(h_in)
+                f_outs.append(f_out)
+                masks.append((pre > 0).to(pre.dtype))
+                h = F.relu(pre)
+            h_last = h.detach().requires_grad_(True)
+            logits = model.head(torch.flatten(F.adaptive_avg_pool2d(h_last, 1), 1))
+            loss = F.cross_entropy(logits, y, reduction="sum")
+            g_top, = torch.autograd.grad(loss, h_last)
+            # the true gradient at the body's input, for the check
+            out = x0
+            for block in body:
+                out = block(out)
+            logits_full = model.head(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
+            g_true, = torch.autograd.grad(F.cross_entropy(logits_full, y, reduction="sum"), x0)
+
+            norm_sum = torch.zeros(n + 1, dtype=torch.float64)
+            grad_sum = torch.zeros_like(x0)
+
+            def descend(i: int, g: Tensor, length: int) -> None:
+                nonlocal grad_sum
+                if i < 0:  # reached the body's input: one complete path
+                    grad_sum = grad_sum + g
+                    norm_sum[length] += g.flatten(1).norm(dim=1).mean().double()
+                    return
+                m = g * masks[i]
+                descend(i - 1, m, length)  # through the skip
+                through_f, = torch.autograd.grad(f_outs[i], inputs[i], m, retain_graph=True)
+                descend(i - 1, through_f, length + 1)  # through f
+
+            descend(n - 1, g_top, 0)
+    finally:
+        model.train(was_training)
+    paths = path_length_counts(n)
+    per_path = [float(norm_sum[k]) / paths[k] for k in range(n + 1)]
+    total = [float(norm_sum[k]) for k in range(n + 1)]
+    share = [t / sum(total) for t in total]
+    mean_length = sum(k * sh for k, sh in enumerate(share))
+    sum_check = float((grad_sum - g_true).norm() / g_true.norm().clamp_min(1e-30))
+    return dict(n=n, lengths=list(range(n + 1)), paths=paths, per_path=per_path, total=total,
+                share=share, path_share=[p / 2 ** n for p in paths], mean_length_gradient=mean_length,
+                mean_length_paths=n / 2, sum_check=sum_check, n_images=len(y))
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _finish(fig, name: str | None):
+    fig.tight_layout()
+    if name:
+        save_figure(fig, name)
+    return fig
+
+
+def plot_single_deletions(result: dict, name: str | None = "05_single_deletions", title: str = ""):
+    """One bar chart per net: test accuracy with each block deleted alone.
+
+    ``result``: ``{kind: {"intact": acc, "single": [acc per block], "single_bn": [...] or None}}``
+    for kind in ``plain``, ``residual`` (as returned by ``course_lib.why.run_lesion_study``).
+    """
+    kinds = [k for k in ("plain", "residual") if k in result]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3.6), sharey=True, squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        r = result[kind]
+        blocks = np.arange(1, len(r["single"]) + 1)
+        width = 0.4 if r.get("single_bn") else 0.8
+        ax.bar(blocks - (width / 2 if r.get("single_bn") else 0), 100 * np.array(r["single"]), width,
+               color=COLORS[kind], label="stored BN statistics")
+        if r.get("single_bn"):
+            ax.bar(blocks + width / 2, 100 * np.array(r["single_bn"]), width, color=COLORS[kind], alpha=0.4,
+                   label="BN statistics recomputed")
+        ax.axhline(100 * r["intact"], color="k", lw=1, ls="--", label=f"intact: {r['intact']:.1%}")
+        ax.axhline(100 * CHANCE, color="gray", lw=1, ls=":", label="chance (10%)")
+        ax.set(xlabel="deleted block", ylabel="test accuracy (%)", title=f"{kind} net", ylim=(0, 100), xticks=blocks)
+        ax.legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _finish(fig, name)
+
+
+def plot_random_deletions(result: dict, name: str | None = "05_random_deletions", title: str = "",
+                          kept_block: int | None = None):
+    """Test accuracy against the number k of randomly deleted blocks, mean and spread over draws, both nets.
+
+    Left: stored BatchNorm statistics (``result[kind]["random"]``, ``{k: [acc per draw]}``; keys may be
+    strings, as after JSON). Right, when present: statistics recomputed (``result[kind]["random_bn"]``).
+    ``kept_block`` (0-based): on the left, also the mean over the draws that keep this block (dashed).
+    """
+    panels = [("random", "stored BatchNorm statistics")]
+    if all(result[k].get("random_bn") for k in ("plain", "residual") if k in result):
+        panels.append(("random_bn", "BatchNorm statistics recomputed"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4), sharey=True, squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        for kind in ("plain", "residual"):
+            if kind not in result:
+                continue
+            rnd = {int(k): v for k, v in result[kind][key].items()}
+            ks = sorted(rnd)
+            intact = result[kind]["intact" if key == "random" else "intact_bn"]
+            ax.plot([0] + ks, [100 * intact] + [100 * np.mean(rnd[k]) for k in ks], marker="o",
+                    color=COLORS[kind], label=f"{kind}: mean over draws")
+            ax.fill_between(ks, [100 * np.min(rnd[k]) for k in ks], [100 * np.max(rnd[k]) for k in ks],
+                            color=COLORS[kind], alpha=0.2, label=f"{kind}: min to max")
+            if kept_block is not None and key == "random" and kind == "residual":
+                split = mean_by_block(result["block_sets"], result[kind][key], kept_block)
+                kk = [k for k in ks if split[k][1] is not None]
+                ax.plot(kk, [100 * split[k][1] for k in kk], ls="--", marker=".", color=COLORS[kind],
+                        label=f"{kind}: draws that keep block {kept_block + 1}")
+        ax.axhline(100 * CHANCE, color="gray", lw=1, ls=":", label="chance (10%)")
+        ax.set(xlabel="number of blocks deleted at random (k)", ylabel="test accuracy (%)", ylim=(0, 100),
+               title=f"deleting k random blocks: {label}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _finish(fig, name)
+
+
+def plot_path_lengths(paths: dict, name: str | None = "05_paths", title: str = ""):
+    """Veit et al.'s Figure 6 for our net: (a) how many paths of each length, (b) gradient per path
+    of length k (log scale), (c) gradient from all paths of length k together (share of the total).
+
+    ``paths``: the dict returned by :func:`gradient_by_path_length`.
+    """
+    k = np.array(paths["lengths"])
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6))
+    a.bar(k, paths["paths"], color="tab:gray")
+    a.set(xlabel="path length k", ylabel="number of paths", title=f"(a) C({paths['n']}, k) paths of length k")
+    b.semilogy(k, paths["per_path"], marker="o", color="tab:blue")
+    b.set(xlabel="path length k", ylabel="mean gradient norm", title="(b) gradient along one path")
+    c.bar(k, 100 * np.array(paths["share"]), color="tab:blue", label="share of gradient")
+    c.plot(k, 100 * np.array(paths["path_share"]), "o--", color="tab:gray", label="share of paths")
+    c.legend(fontsize=8)
+    c.set(xlabel="path length k", ylabel="share of total gradient (%)", title="(c) all paths of length k")
+    for ax in (a, b, c):
+        ax.set_xticks(k)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _finish(fig, name)
+
+
+def lesion_table(models: dict[str, nn.Module], x: Tensor, y: Tensor, blocks: Sequence[int],
+                 bn_images: Tensor | None = None) -> dict[str, dict[str, float]]:
+    """``{kind: {"intact": acc, "lesioned": acc}}`` for each net with the same ``blocks`` deleted."""
+    return {kind: {"intact": lesion_accuracy(m, x, y, ()), "lesioned": lesion_accuracy(m, x, y, blocks, bn_images)}
+            for kind, m in models.items()}
+
+
+def plot_lesion_choice(table: dict[str, dict[str, float]], blocks: Sequence[int],
+                       name: str | None = "05_explorer", title: str = ""):
+    """The picture the widget shows: intact vs lesioned test accuracy for both nets.
+
+    ``table``: from :func:`lesion_table`; ``blocks``: the deleted blocks (0-based), for the title.
+    """
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    kinds = list(table)
+    pos = np.arange(len(kinds))
+    ax.bar(pos - 0.2, [100 * table[k]["intact"] for k in kinds], 0.4, color="lightgray", label="intact")
+    bars = ax.bar(pos + 0.2, [100 * table[k]["lesioned"] for k in kinds], 0.4,
+                  color=[COLORS.get(k, "tab:green") for k in kinds], label="blocks deleted")
+    for bar, k in zip(bars, kinds):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1, f"{table[k]['lesioned']:.1%}",
+                ha="center", fontsize=8)
+    ax.axhline(100 * CHANCE, color="gray", lw=1, ls=":", label="chance")
+    deleted = ", ".join(str(b + 1) for b in sorted(blocks)) or "none"
+    ax.set(xticks=pos, xticklabels=[f"{k} net" for k in kinds], ylabel="test accuracy (%)", ylim=(0, 105),
+           title=f"deleted blocks: {deleted}")
+    ax.legend(fontsize=7, loc="upper right")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _finish(fig, name)
+
+
+def lesion_explorer(models: dict[str, nn.Module], x: Tensor, y: Tensor, bn_images: Tensor | None = None):
+    """An ipywidgets panel: toggle blocks on and off and see both nets' test accuracy change live.
+
+    ``models``: ``{"plain": net, "residual": net}`` with the same number of blocks.
+    ``x`` (N x 1 x 28 x 28), ``y`` (N): the test images. ``bn_images``: if given, a checkbox
+    offers to recompute BatchNorm statistics on them for each lesioned net.
+    Returns the panel (a ``VBox``); its ``.buttons``, ``.bars`` and ``.update()`` are exposed for tests.
+    """
+    import ipywidgets as W
+
+    counts = {n_blocks(m) for m in models.values()}
+    if len(counts) != 1:
+        raise ConfigError(f"the nets have different numbers of blocks {sorted(counts)}; build both at the same depth")
+    n = counts.pop()
+    intact = {kind: lesion_accuracy(m, x, y) for kind, m in models.items()}
+    buttons = [W.ToggleButton(value=False, description=f"block {i + 1}", tooltip="delete this block",
+                              layout=W.Layout(width="86px")) for i in range(n)]
+    recompute = W.Checkbox(value=False, description="recompute BatchNorm statistics after deleting",
+                           disabled=bn_images is None, indent=False, layout=W.Layout(width="auto"))
+    bars = {kind: W.FloatProgress(value=100 * a, min=0, max=100, description=f"{kind} net",
+                                  bar_style="info" if kind == "residual" else "danger",
+                                  style={"description_width": "90px"}, layout=W.Layout(width="460px"))
+            for kind, a in intact.items()}
+    labels = {kind: W.HTML() for kind in models}
+    status = W.HTML()
+
+    def update(_change=None) -> None:
+        blocks = [i for i, b in enumerate(buttons) if b.value]
+        for b in buttons:
+            b.button_style = "warning" if b.value else ""
+        for kind, model in models.items():
+            acc = lesion_accuracy(model, x, y, blocks, bn_images if recompute.value else None)
+            bars[kind].value = 100 * acc
+            labels[kind].value = f"<b>{acc:.1%}</b> &nbsp;(intact {intact[kind]:.1%})"
+        deleted = ", ".join(str(i + 1) for i in blocks) or "none"
+        status.value = f"deleted: {deleted} &nbsp;|&nbsp; chance level is 10% &nbsp;|&nbsp; {len(y):,} test images"
+
+    for w in buttons + [recompute]:
+        w.observe(update, names="value")
+    update()
+    rows = [W.HBox([bars[k], labels[k]]) for k in models]
+    panel = W.VBox([W.HTML("<b>Click blocks to delete them</b> (both nets lose the same blocks):"),
+                    W.HBox(buttons, layout=W.Layout(flex_flow="row wrap")), recompute, *rows, status])
+    panel.buttons, panel.bars, panel.labels, panel.update = buttons, bars, labels, update
+    return panel

@@ -1,0 +1,242 @@
+"""Notebook 05, why residual networks work: the settings per profile and the three experiments.
+
+Data flows one way, as everywhere in the course::
+
+    profile -> SETTINGS row -> trained_pair (fit, or load the checkpoints in results/)
+            -> run_lesion_study / run_paths / run_landscape (plain dicts, saved as results/05_*.json)
+            -> the plot functions of course_lib.lesion and course_lib.landscape (figures/05_*.png)
+
+The plain net and the residual net are twins: the same depth, the same layers and
+the same initial weights (the same seed); only the identity skips differ.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Data
+from .landscape import loss_surface, random_direction, summarise_surface
+from .lesion import (gradient_by_path_length, lesion_accuracy, mean_by_block, n_blocks, random_block_sets,
+                     random_deletions, single_deletions)
+from .models import plain_net, residual_net
+from .paths import display_path, results_dir
+from .profiles import Profile, get_profile
+from .results import make_meta
+from .training import History, fit, load_checkpoint, pick_device, save_checkpoint, seed_everything
+
+# Sizes per profile. depth: the lesion and landscape twins ((depth - 2) / 2 blocks);
+# paths_depth: the residual net whose 2^n paths are enumerated (small n).
+# bn_images: training images used to recompute BatchNorm statistics after a lesion.
+SETTINGS = {
+    "smoke": dict(depth=8, paths_depth=8, width=16, epochs=2, batch_size=128, lr=0.1, momentum=0.9, seed=0,
+                  draws=3, bn_images=250, random_bn=True, path_images=64,
+                  landscape_images=250, slice_points=11, grid=5),
+    "cpu": dict(depth=20, paths_depth=20, width=16, epochs=6, batch_size=128, lr=0.1, momentum=0.9, seed=0,
+                draws=8, bn_images=500, random_bn=True, path_images=128,
+                landscape_images=500, slice_points=41, grid=21),
+    "full": dict(depth=56, paths_depth=20, width=16, epochs=15, batch_size=128, lr=0.1, momentum=0.9, seed=0,
+                 draws=20, bn_images=5000, random_bn=True, path_images=256,
+                 landscape_images=10000, slice_points=101, grid=51),
+}
+
+
+def settings(profile: Profile | str | None = None) -> dict:
+    """The SETTINGS row for ``profile`` (a Profile, a name, or None for ``$COURSE_PROFILE``)."""
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    return dict(prof.pick(SETTINGS))
+
+
+def _profile(profile: Profile | str | None) -> Profile:
+    return profile if isinstance(profile, Profile) else get_profile(profile)
+
+
+def checkpoint_path(kind: str, depth: int, profile: Profile | str | None = None) -> Path:
+    """``results/05_{kind}-{depth}_{profile}.pt``: where a trained twin is kept between runs."""
+    return results_dir() / f"05_{kind}-{depth}_{_profile(profile).name}.pt"
+
+
+def trained_net(kind: str, depth: int, data: Data, profile: Profile | str | None = None, device="auto",
+                retrain: bool = False, verbose: bool = True) -> nn.Module:
+    """A ``plain`` or ``residual`` net of ``depth`` trained with the profile's settings, in eval mode.
+
+    Loads ``checkpoint_path(kind, depth, profile)`` when it exists (unless ``retrain``),
+    else seeds, builds, trains with :func:`course_lib.training.fit` (``recompute_bn=True``)
+    and saves the checkpoint. The training history is attached as ``model.history``.
+    """
+    if kind not in ("plain", "residual"):
+        raise ValueError(f"kind must be 'plain' or 'residual', got {kind!r}")
+    prof, s = _profile(profile), settings(profile)
+    path = checkpoint_path(kind, depth, prof)
+    dev = pick_device(device, verbose=False)
+    if path.is_file() and not retrain:
+        model = load_checkpoint(path, dev)
+        if verbose:
+            last = model.history.final if model.history else {}
+            print(f"[course_lib] loaded {display_path(path)}: {kind}-{depth}, "
+                  f"test accuracy {last.get('test_acc', float('nan')):.1%} after {len(model.history or [])} epochs")
+        return model
+    seed_everything(s["seed"])  # the same seed for both twins: the same initial weights
+    build = plain_net if kind == "plain" else residual_net
+    model = build(depth, width=s["width"])
+    history = fit(model, data, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
+                  momentum=s["momentum"], seed=s["seed"], device=dev, recompute_bn=True, progress=verbose)
+    save_checkpoint(path, model, history)
+    model.history = history
+    return model.eval()
+
+
+def trained_pair(data: Data, profile: Profile | str | None = None, device="auto", retrain: bool = False,
+                 verbose: bool = True, depth: int | None = None) -> dict[str, nn.Module]:
+    """``{"plain": net, "residual": net}``: the twins of the profile's ``depth``, trained or loaded."""
+    depth = depth or settings(profile)["depth"]
+    return {kind: trained_net(kind, depth, data, profile, device, retrain, verbose) for kind in ("plain", "residual")}
+
+
+def training_sample(data: Data, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random sample of ``n`` training images and labels (``n x 1 x 28 x 28``, ``n``).
+
+    Never ``train_x[:n]``: a split may be stored sorted by class (the offline sample is),
+    and the first n images would then be a few digits only.
+    """
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data.train_y), generator=g)[:n].to(data.train_y.device)
+    return data.train_x[idx], data.train_y[idx]
+
+
+def _training_summary(model: nn.Module) -> dict:
+    h: History | None = getattr(model, "history", None)
+    if not h:
+        return {}
+    last = h.final
+    return dict(epochs=len(h), final_train_loss=last.get("train_loss"), final_test_acc=last.get("test_acc"),
+                seconds=sum(r.get("seconds", 0) for r in h.records))
+
+
+def run_lesion_study(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None,
+                     device="auto") -> dict:
+    """Delete one block at a time, then k random blocks (k = 1..n, ``draws`` subsets each), in both nets.
+
+    Accuracies are measured on the test images, with the stored BatchNorm statistics
+    (as Veit et al.) and, for single deletions (and random ones if ``random_bn``),
+    also with the statistics recomputed on ``bn_images`` training images (a seeded random sample).
+    Returns a JSON-able dict: ``{kind: {intact, intact_bn, single, single_bn, random, random_bn,
+    training}, block_sets, config, seconds, meta}`` (``intact_bn``: no block deleted, statistics
+    recomputed on the same images -- the baseline of the ``_bn`` numbers).
+    """
+    prof, s = _profile(profile), settings(profile)
+    dev = pick_device(device, verbose=False)
+    start = time.perf_counter()
+    on_dev = data.to(dev)
+    x, y = on_dev.test_x, on_dev.test_y
+    bn_x, _ = training_sample(on_dev, s["bn_images"], s["seed"])
+    n = n_blocks(next(iter(models.values())))
+    block_sets = random_block_sets(n, s["draws"], seed=s["seed"])
+    result: dict = {}
+    for kind, model in models.items():
+        model.to(dev).eval()
+        result[kind] = dict(
+            intact=lesion_accuracy(model, x, y),
+            intact_bn=lesion_accuracy(model, x, y, (), bn_x),
+            single=single_deletions(model, x, y),
+            single_bn=single_deletions(model, x, y, bn_x),
+            random=random_deletions(model, x, y, block_sets),
+            random_bn=random_deletions(model, x, y, block_sets, bn_x) if s["random_bn"] else None,
+            training=_training_summary(model),
+        )
+    result.update(block_sets=block_sets, config=s, n_blocks=n, seconds=time.perf_counter() - start,
+                  meta=make_meta(data.info, dev, prof, experiment="lesion study", depth=s["depth"]))
+    return result
+
+
+def run_paths(model: nn.Module, data: Data, profile: Profile | str | None = None, device="auto") -> dict:
+    """Gradient per path length for a trained residual net, on ``path_images`` training images (seeded sample).
+
+    Returns :func:`course_lib.lesion.gradient_by_path_length`'s dict plus ``seconds`` and ``meta``.
+    """
+    prof, s = _profile(profile), settings(profile)
+    dev = pick_device(device, verbose=False)
+    start = time.perf_counter()
+    model.to(dev)
+    x, y = (t.to(dev) for t in training_sample(data, s["path_images"], s["seed"]))
+    result = gradient_by_path_length(model, x, y)
+    result.update(seconds=time.perf_counter() - start,
+                  meta=make_meta(data.info, dev, prof, experiment="gradient by path length",
+                                 depth=getattr(model, "depth", None)))
+    return result
+
+
+def run_landscape(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None,
+                  device="auto", progress: bool = True) -> dict:
+    """1-D and 2-D loss slices around each trained net, along filter-normalised random directions.
+
+    Both nets use the same seeds for their directions (their parameter shapes are equal).
+    Losses are mean cross-entropy on ``landscape_images`` training images (a seeded random sample).
+    Returns ``{kind: {slice, surface, summary}, config, seconds, meta}``.
+    """
+    prof, s = _profile(profile), settings(profile)
+    dev = pick_device(device, verbose=False)
+    start = time.perf_counter()
+    x, y = (t.to(dev) for t in training_sample(data, s["landscape_images"], s["seed"]))
+    result: dict = {}
+    for kind, model in models.items():
+        model.to(dev).eval()
+        d1, d2 = random_direction(model, seed=s["seed"] + 1), random_direction(model, seed=s["seed"] + 2)
+        one_d = loss_surface(model, x, y, [d1], np.linspace(-1, 1, s["slice_points"]), progress=progress)
+        two_d = loss_surface(model, x, y, [d1, d2], np.linspace(-1, 1, s["grid"]), progress=progress)
+        result[kind] = dict(slice=one_d, surface=two_d, summary=summarise_surface(two_d))
+    result.update(config=s, seconds=time.perf_counter() - start,
+                  meta=make_meta(data.info, dev, prof, experiment="loss landscape", depth=s["depth"],
+                                 images=len(y)))
+    return result
+
+
+def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
+    """A text table: for each k, mean test accuracy over the random draws for both nets; with
+    ``kept_block`` (0-based) also the residual net's mean over the draws that keep that block; and,
+    when measured, both nets with BatchNorm statistics recomputed."""
+    rnd = {kind: {int(k): v for k, v in result[kind]["random"].items()} for kind in ("plain", "residual")}
+    with_bn = all(result[kind].get("random_bn") for kind in ("plain", "residual"))
+    bn = ({kind: {int(k): v for k, v in result[kind]["random_bn"].items()} for kind in ("plain", "residual")}
+          if with_bn else {})
+    split = (mean_by_block(result["block_sets"], result["residual"]["random"], kept_block)
+             if kept_block is not None else None)
+    head = f"{'':3} {'stored BN statistics':^40}" + (f" {'BN recomputed':^19}" if with_bn else "")
+    cols = f"{'k':>3} {'plain':>9} {'residual':>9}" + (f" {f'res., block {kept_block + 1} kept':>20}" if split else "")
+    cols += f" {'plain':>9} {'residual':>9}" if with_bn else ""
+    lines = [head, cols]
+    for k in sorted(rnd["plain"]):
+        line = f"{k:>3} {np.mean(rnd['plain'][k]):>9.1%} {np.mean(rnd['residual'][k]):>9.1%}"
+        if split is not None:
+            kept = split[k][1]
+            line += f" {kept:>20.1%}" if kept is not None else f" {'(always deleted)':>20}"
+        if with_bn:
+            line += f" {np.mean(bn['plain'][k]):>9.1%} {np.mean(bn['residual'][k]):>9.1%}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def lesion_summary(result: dict) -> str:
+    """A few lines reading a lesion-study result: intact accuracy, worst and mean single deletion."""
+    lines = []
+    for kind in ("plain", "residual"):
+        r = result[kind]
+        single = np.array(r["single"])
+        lines.append(f"{kind:8s} intact {r['intact']:.1%} | one block deleted: mean {single.mean():.1%}, "
+                     f"worst {single.min():.1%} (block {int(single.argmin()) + 1}), best {single.max():.1%}"
+                     + (f" | BN recomputed: intact {r['intact_bn']:.1%}, one deleted mean {np.mean(r['single_bn']):.1%}"
+                        if r.get("single_bn") else ""))
+    return "\n".join(lines)
+
+
+def paths_net(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None, device="auto",
+              retrain: bool = False, verbose: bool = True) -> nn.Module:
+    """The residual net whose paths are enumerated: the lesion twin when it is small enough
+    (``paths_depth == depth``), else a residual net of ``paths_depth`` trained or loaded the same way."""
+    s = settings(profile)
+    if s["paths_depth"] == s["depth"]:
+        return models["residual"]
+    return trained_net("residual", s["paths_depth"], data, profile, device, retrain, verbose)

@@ -1,0 +1,309 @@
+"""Notebook 05's experiments: lesions, paths, loss landscapes, the widget and the exercise checks."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_lib import ConfigError, plain_net, residual_net, seed_everything, why
+from course_lib.data import Data, DataInfo
+from course_lib.exercises import nb05
+from course_lib.landscape import (filter_normalize, loss_at, loss_surface, plot_contours, plot_slices_1d,
+                                  random_direction, summarise_surface)
+from course_lib.lesion import (blocks_deleted, gradient_by_path_length, lesion_accuracy, lesion_explorer,
+                               lesion_table, path_length_counts, plot_lesion_choice, plot_path_lengths,
+                               plot_random_deletions, plot_single_deletions, random_block_sets, single_deletions)
+
+
+def _net(kind="residual", depth=10, seed=0):
+    seed_everything(seed)
+    model = (residual_net if kind == "residual" else plain_net)(depth, width=8)
+    # give BatchNorm non-trivial statistics and affine parameters, as after training
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+        model.train()
+        model(torch.rand(64, 1, 28, 28))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 1, 28, 28, generator=g)
+    y = torch.arange(120) % 10
+    info = DataInfo("synthetic", "test fixture", 80, 40, False)
+    return Data(x[:80], y[:80], x[80:], y[80:], info)
+
+
+# --------------------------------------------------------------------------- lesions
+
+
+def test_deleting_f_in_a_residual_block_is_deleting_the_block():
+    """Veit's lesion: relu(0 + x) = x because x >= 0, so 'drop f, keep the skip' = the identity."""
+    model = _net("residual")
+    x = torch.rand(16, 1, 28, 28)
+    with blocks_deleted(model, [1]):
+        deleted = model(x)
+    with torch.no_grad():
+        model.body[1].bn2.weight.zero_()  # f(x) = bn2(...) = 0 * ... + bias
+        model.body[1].bn2.bias.zero_()
+        model.body[1].bn2.running_mean.zero_()
+    assert torch.allclose(model(x), deleted, atol=1e-6)
+
+
+def test_blocks_deleted_is_identity_and_restores_the_blocks():
+    model = _net("plain")
+    originals = list(model.body)
+    x = torch.rand(8, 1, 28, 28)
+    before = model(x)
+    with blocks_deleted(model, [0, 2]):
+        assert isinstance(model.body[0], nn.Identity) and isinstance(model.body[2], nn.Identity)
+        h = model.stem(x)
+        h = model.body[3](model.body[1](h))
+        manual = model.head(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+        assert torch.allclose(model(x), manual, atol=1e-6)
+    assert list(model.body) == originals and torch.equal(model(x), before)
+    with pytest.raises(RuntimeError):
+        with blocks_deleted(model, [1]):
+            raise RuntimeError("boom")
+    assert list(model.body) == originals
+    with pytest.raises(ConfigError, match="out of range"):
+        with blocks_deleted(model, [4]):
+            pass
+
+
+def test_recomputing_bn_after_a_lesion_restores_the_statistics(tiny_data):
+    model = _net("residual")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stored = lesion_accuracy(model, tiny_data.test_x, tiny_data.test_y, [0, 1])
+    repaired = lesion_accuracy(model, tiny_data.test_x, tiny_data.test_y, [0, 1], bn_images=tiny_data.train_x)
+    assert 0 <= stored <= 1 and 0 <= repaired <= 1
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert len(single_deletions(model, tiny_data.test_x, tiny_data.test_y)) == 4
+
+
+def test_random_block_sets_are_seeded_distinct_and_complete_when_few():
+    sets = random_block_sets(6, draws=5, seed=3)
+    assert sets == random_block_sets(6, draws=5, seed=3)
+    assert sorted(sets) == list(range(1, 7))
+    for k, chosen in sets.items():
+        assert len(chosen) == min(5, math.comb(6, k))
+        assert len({tuple(s) for s in chosen}) == len(chosen)
+        assert all(len(s) == k and len(set(s)) == k and 0 <= min(s) and max(s) < 6 for s in chosen)
+    assert sets[6] == [[0, 1, 2, 3, 4, 5]]
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def test_path_length_counts_are_binomial():
+    counts = path_length_counts(10)
+    assert sum(counts) == 2 ** 10 and counts == counts[::-1] and counts[5] == 252
+    with pytest.raises(ConfigError):
+        path_length_counts(-1)
+
+
+def test_path_gradients_add_up_to_the_true_gradient():
+    model = _net("residual", depth=10)  # 4 blocks, 16 paths
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8)
+    paths = gradient_by_path_length(model, x, y)
+    assert paths["n"] == 4 and paths["paths"] == [1, 4, 6, 4, 1]
+    assert paths["sum_check"] < 1e-5
+    assert math.isclose(sum(paths["share"]), 1.0, rel_tol=1e-9)
+    assert all(p > 0 for p in paths["per_path"])
+    assert np.allclose(paths["total"], np.array(paths["per_path"]) * np.array(paths["paths"]))
+
+
+def test_when_every_f_is_zero_only_the_length_zero_path_carries_gradient():
+    model = _net("residual", depth=8)
+    with torch.no_grad():
+        for block in model.body:
+            block.bn2.weight.zero_()
+    paths = gradient_by_path_length(model, torch.rand(4, 1, 28, 28), torch.arange(4))
+    assert paths["share"][0] == pytest.approx(1.0) and max(paths["per_path"][1:]) == 0.0
+
+
+def test_paths_refuse_plain_nets_and_too_many_blocks():
+    with pytest.raises(ConfigError, match="residual net"):
+        gradient_by_path_length(_net("plain"), torch.rand(2, 1, 28, 28), torch.arange(2))
+    with pytest.raises(ConfigError, match="too many"):
+        gradient_by_path_length(_net("residual", depth=10), torch.rand(2, 1, 28, 28), torch.arange(2), max_blocks=3)
+
+
+# --------------------------------------------------------------------------- loss landscape
+
+
+def test_filter_normalize_matches_filter_norms_and_zeroes_1d():
+    model = _net("residual", depth=6)
+    weights = [p.detach() for p in model.parameters()]
+    raw = [torch.randn_like(w) * 7 for w in weights]
+    d = filter_normalize(raw, weights)
+    for di, w, r in zip(d, weights, raw):
+        if w.dim() > 1:
+            assert torch.allclose(di.flatten(1).norm(dim=1), w.flatten(1).norm(dim=1), rtol=1e-5)
+            cos = nn.functional.cosine_similarity(di.flatten(1), r.flatten(1), dim=1)
+            assert torch.allclose(cos, torch.ones_like(cos), atol=1e-5)
+        else:
+            assert torch.count_nonzero(di) == 0
+    with pytest.raises(ConfigError):
+        filter_normalize(raw[:-1], weights)
+
+
+def test_twins_get_the_same_random_direction():
+    a = random_direction(_net("plain", depth=6), seed=5)
+    b = random_direction(_net("residual", depth=6), seed=5)  # same init seed: same weights, so same direction
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    c = random_direction(_net("plain", depth=6), seed=6)
+    assert not all(torch.equal(u, v) for u, v in zip(a, c))
+
+
+def test_loss_surface_centre_is_the_model_and_1d_is_the_middle_row(tiny_data):
+    model = _net("residual", depth=6)
+    x, y = tiny_data.train_x[:40], tiny_data.train_y[:40]
+    before = [p.clone() for p in model.parameters()]
+    d1, d2 = random_direction(model, 1), random_direction(model, 2)
+    coords = np.linspace(-1, 1, 5)
+    one = loss_surface(model, x, y, [d1], coords)
+    two = loss_surface(model, x, y, [d1, d2], coords)
+    assert np.array(two["loss"]).shape == (5, 5) and len(one["loss"]) == 5
+    assert one["loss"][2] == pytest.approx(loss_at(model, x, y)[0], rel=1e-5)
+    assert np.allclose(two["loss"][2], one["loss"], rtol=1e-5)  # b = 0 row == the 1-D slice along d1
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))  # the model is untouched
+    assert one["loss"][0] != pytest.approx(one["loss"][2], rel=1e-3)  # the direction does move the weights
+
+
+def test_summarise_surface_counts_basins():
+    c = np.linspace(-1, 1, 11)
+    a, b = np.meshgrid(c, c)
+    bowl = {"coords": list(c), "loss": (a ** 2 + b ** 2 + 0.1).tolist()}
+    s = summarise_surface(bowl)
+    assert s["local_minima"] == 1 and s["centre_loss"] == pytest.approx(0.1) and s["below_chance"] == 1.0
+    wells = {"coords": list(c), "loss": ((a ** 2 - 0.36) ** 2 + b ** 2).tolist()}
+    two = summarise_surface(wells)
+    assert two["local_minima"] == 2
+    assert sorted(round(a, 1) for a, b, _ in two["minima"]) == [-0.6, 0.6]  # the two wells, a = +-0.6
+    assert all(b == pytest.approx(0.0) for _, b, _ in two["minima"])
+
+
+# --------------------------------------------------------------------------- runs, saving, plots, widget
+
+
+@pytest.fixture
+def tiny_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path / "figures"))
+    row = dict(why.SETTINGS["smoke"], depth=8, paths_depth=6, width=8, epochs=1, batch_size=40, draws=2,
+               bn_images=40, path_images=8, landscape_images=40, slice_points=5, grid=3)
+    monkeypatch.setitem(why.SETTINGS, "smoke", row)
+    return tmp_path
+
+
+def test_trained_pair_trains_once_then_loads_checkpoints(tiny_data, tiny_settings):
+    models = why.trained_pair(tiny_data, "smoke", device="cpu", verbose=False)
+    assert set(models) == {"plain", "residual"} and models["residual"].history.final["epoch"] == 1
+    paths = [why.checkpoint_path(k, 8, "smoke") for k in models]
+    assert all(p.is_file() and p.stat().st_size < 1_000_000 for p in paths)
+    again = why.trained_pair(tiny_data, "smoke", device="cpu", verbose=False)
+    for kind in models:
+        for a, b in zip(models[kind].state_dict().values(), again[kind].state_dict().values()):
+            assert torch.equal(a, b)
+    net = why.paths_net(models, tiny_data, "smoke", device="cpu", verbose=False)  # paths_depth 6 != depth 8
+    assert net.depth == 6 and why.checkpoint_path("residual", 6, "smoke").is_file()
+
+
+def test_experiments_return_json_results_and_plots_save_pngs(tiny_data, tiny_settings):
+    models = {kind: _net(kind, depth=8) for kind in ("plain", "residual")}
+    lesion = why.run_lesion_study(models, tiny_data, "smoke", device="cpu")
+    assert lesion["n_blocks"] == 3 and len(lesion["plain"]["single"]) == 3
+    assert sorted(lesion["residual"]["random"]) == [1, 2, 3] and len(lesion["residual"]["random"][1]) == 2
+    assert lesion["meta"]["profile"] == "smoke" and "intact" in why.lesion_summary(lesion)
+    paths = why.run_paths(models["residual"], tiny_data, "smoke", device="cpu")
+    land = why.run_landscape(models, tiny_data, "smoke", device="cpu", progress=False)
+    assert np.array(land["plain"]["surface"]["loss"]).shape == (3, 3)
+    for result in (lesion, paths, land):
+        json.loads(json.dumps(result))  # saveable by load_or_train
+    reloaded = json.loads(json.dumps(lesion))  # integer keys become strings; the plots accept both
+    figs = [plot_single_deletions(reloaded), plot_random_deletions(reloaded), plot_path_lengths(paths),
+            plot_slices_1d({k: land[k]["slice"] for k in models}),
+            plot_contours({k: land[k]["surface"] for k in models}),
+            plot_lesion_choice(lesion_table(models, tiny_data.test_x, tiny_data.test_y, [1]), [1])]
+    names = {p.name for p in (tiny_settings / "figures").iterdir()}
+    assert names == {"05_single_deletions.png", "05_random_deletions.png", "05_paths.png", "05_landscape_1d.png",
+                     "05_landscape_2d.png", "05_explorer.png"}
+    import matplotlib.pyplot as plt
+    for f in figs:
+        plt.close(f)
+
+
+def test_explorer_updates_both_nets_live(tiny_data):
+    models = {kind: _net(kind, depth=8) for kind in ("plain", "residual")}
+    x, y = tiny_data.test_x, tiny_data.test_y
+    panel = lesion_explorer(models, x, y, bn_images=tiny_data.train_x)
+    assert len(panel.buttons) == 3
+    panel.buttons[1].value = True  # the student clicks "block 2"
+    for kind, model in models.items():
+        want = lesion_accuracy(model, x, y, [1])
+        assert panel.bars[kind].value == pytest.approx(100 * want)
+        assert f"{want:.1%}" in panel.labels[kind].value
+    assert panel.buttons[1].button_style == "warning"
+    panel.buttons[1].value = False
+    assert panel.bars["plain"].value == pytest.approx(100 * lesion_accuracy(models["plain"], x, y))
+    with pytest.raises(ConfigError, match="numbers of blocks"):
+        lesion_explorer({"plain": _net("plain", 8), "residual": _net("residual", 10)}, x, y)
+
+
+def test_settings_cover_every_profile():
+    for name in ("smoke", "cpu", "full"):
+        s = why.settings(name)
+        assert s["grid"] % 2 == 1 and s["slice_points"] % 2 == 1  # theta itself is a grid point
+        assert (s["paths_depth"] - 2) // 2 <= 12  # paths are enumerated: keep 2^n small
+    assert [why.settings(name)["grid"] for name in ("smoke", "cpu", "full")] == [5, 21, 51]
+
+
+# --------------------------------------------------------------------------- exercise checks
+
+
+def test_exercise_checks_pass_solutions_and_explain_mistakes():
+    assert nb05.check_path_counts(nb05.solution_path_counts).passed
+    assert nb05.check_filter_normalize(nb05.solution_filter_normalize).passed
+
+    def stub(*args):
+        raise NotImplementedError
+
+    report = nb05.check_filter_normalize(stub)
+    assert not report.passed and "not implemented yet" in str(report)
+    assert "not implemented yet" in str(nb05.check_path_counts(stub))
+
+    wrong = nb05.check_path_counts(lambda n: [1] * (n + 1))
+    assert not wrong.passed and "expected [1, 3, 3, 1]" in str(wrong)
+
+    def unnormalised(direction, weights):  # forgets the rescaling and the 1-D zeros
+        return [d.clone() for d in direction]
+
+    bad = nb05.check_filter_normalize(unnormalised)
+    assert not bad.passed and "filter norms differ" in str(bad) and "1-D parameters" in str(bad)
+
+    def crashes(direction, weights):
+        return [d / w.norm(dim=5) for d, w in zip(direction, weights)]
+
+    assert "IndexError" in str(nb05.check_filter_normalize(crashes))
+
+
+def test_training_sample_is_random_even_when_the_split_is_sorted_by_class():
+    y = torch.arange(10).repeat_interleave(50)  # sorted by class, like the offline sample
+    data = Data(torch.rand(500, 1, 28, 28), y, torch.rand(10, 1, 28, 28), torch.arange(10),
+                DataInfo("synthetic", "test fixture", 500, 10, False))
+    x1, y1 = why.training_sample(data, 100, seed=0)
+    assert x1.shape == (100, 1, 28, 28) and len(torch.unique(y1)) == 10
+    x2, y2 = why.training_sample(data, 100, seed=0)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    for xi, yi in zip(x1[:5], y1[:5]):  # images keep their labels
+        assert int(data.train_y[(data.train_x == xi).flatten(1).all(1)][0]) == int(yi)
