@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Callable
@@ -32,14 +33,10 @@ def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:
         "profile": getattr(profile, "name", profile),
         "date": _dt.date.today().isoformat(),
         "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {_cpu_count()} CPU cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
     }
     meta.update(extra)
     return meta
-
-
-def _cpu_count() -> int:
-    return torch.get_num_threads()
 
 
 def _device_name(device) -> str | None:
