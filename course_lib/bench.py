@@ -32,13 +32,12 @@ import warnings
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .data import Data, load_data
 from .errors import ConfigError, CourseError
 from .models import build_model
-from .training import autocast_for, fit, pick_device, seed_everything
+from .training import fit, pick_device, seed_everything, train_step
 
 BLOG_FIT_KWARGS = dict(channels_last=False, amp=False, compile=False)  # the blog: plain fp32, eager
 
@@ -126,20 +125,9 @@ def model_only_seconds(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ste
     _sync(dev)
     t0 = time.perf_counter()
     for step in range(steps):
-        if graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        with autocast_for(dev, amp):
-            loss = F.cross_entropy(step_model(xb), yb)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        loss = train_step(step_model, optimizer, xb, yb, dev, amp, scaler, graphs)
         if bookkeeping:
-            losses[step] = loss.detach()
+            losses[step] = loss
             if not bool(torch.isfinite(losses[: step + 1]).all()):
                 raise CourseError("benchmark loss became NaN/inf")
     _sync(dev)

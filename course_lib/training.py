@@ -75,7 +75,7 @@ def pick_device(device: str | torch.device | None = "auto", verbose: bool = True
         return torch.device(name)
     if name == "mps":
         if not mps_available():
-            raise DeviceError(f"device 'mps' was asked for, but Apple's MPS backend is not available here. "
+            raise DeviceError("device 'mps' was asked for, but Apple's MPS backend is not available here. "
                               f"Fix: use device='auto' or device='cpu'.")
         return torch.device("mps")
     raise ConfigError(f"unknown device {device!r}; valid devices are: {', '.join(DEVICE_NAMES)}")
@@ -300,6 +300,25 @@ def _check_number(name: str, value: Any, low: float, high: float, hint: str) -> 
         raise ConfigError(f"{name}={value!r} is outside the sensible range [{low}, {high}]. {hint}")
 
 
+def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+               device: torch.device, amp: bool | str = False, scaler=None, cuda_graphs: bool = False) -> torch.Tensor:
+    """One SGD step with cross-entropy on a batch (``xb``: B x C x H x W, ``yb``: B); returns the
+    detached loss, still on the device (no synchronisation)."""
+    if cuda_graphs:  # a new training step: earlier graph outputs may be overwritten
+        torch.compiler.cudagraph_mark_step_begin()
+    with autocast_for(device, amp):
+        loss = F.cross_entropy(step_model(xb), yb)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.detach()
+
+
 def fit(
     model: nn.Module,
     data: Data,
@@ -427,19 +446,7 @@ def fit(
             for step, (xb, yb) in enumerate(batch_iter):
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                if cuda_graphs:  # a new training step: earlier graph outputs may be overwritten
-                    torch.compiler.cudagraph_mark_step_begin()
-                with autocast_for(dev, amp):
-                    loss = F.cross_entropy(step_model(xb), yb)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-                losses[step] = loss.detach()
+                losses[step] = train_step(step_model, optimizer, xb, yb, dev, amp, scaler, cuda_graphs)
                 sizes[step] = len(yb)
                 if (step + 1) % check_every == 0 or step + 1 == n_steps:
                     finite = torch.isfinite(losses[: step + 1])
