@@ -83,7 +83,8 @@ def cmd_compare(args) -> int:
     from .comparison import run_compare
     from .profiles import get_profile
 
-    result = run_compare(get_profile(args.profile), dataset=args.dataset, seeds=args.seeds, device=args.device)
+    result = run_compare(get_profile(args.profile), dataset=args.dataset, seeds=args.seeds, device=args.device,
+                         epochs=args.epochs, train_limit=args.train_limit, test_limit=args.test_limit)
     _write_json(result, args.out)
     return 0
 
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="mnist, fashion or sample (default: the profile's)")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--epochs", type=int, help="epochs (default: the profile's; full = the blog's 30)")
+    p.add_argument("--train-limit", type=int, help="train on a seeded subset of this many images")
+    p.add_argument("--test-limit", type=int, help="test on a seeded subset of this many images")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_compare)
 
