@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .counting import count_macs
 from .models import BasicBlock, Bottleneck, DepthNet, conv1x1, conv3x3, count_params, plain_net, residual_net
-from .plots import save_figure
+from .plots import finish_figure, save_figure
 
 # --------------------------------------------------------------------------- the blog's two blocks
 
@@ -335,12 +335,7 @@ def plot_gradient_vs_depth(results: Sequence[dict], title: str = "", name: str |
         ax.set_xticks(result["blocks"], [str(b) for b in result["blocks"]])
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, title, name)
 
 
 # --------------------------------------------------------------------------- shortcuts when the shape changes

@@ -25,6 +25,16 @@ def save_figure(fig: "plt.Figure", name: str, folder: str | Path | None = None, 
     return path
 
 
+def finish_figure(fig: "plt.Figure", title: str = "", name: str | None = None) -> "plt.Figure":
+    """Add the suptitle, tighten the layout and, when ``name`` is given, save ``figures/NAME.png``."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if name:
+        save_figure(fig, name)
+    return fig
+
+
 def digit_grid(x: torch.Tensor, y: torch.Tensor, per_class: int = 8, title: str = "", name: str | None = None):
     """A grid of ``per_class`` images for each digit 0..9 (rows). ``x``: N x 1 x 28 x 28."""
     fig, axes = plt.subplots(10, per_class, figsize=(per_class * 0.8, 8.4))
@@ -58,9 +68,4 @@ def training_curves(histories: dict[str, Sequence[dict]], title: str = "", name:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, title, name)

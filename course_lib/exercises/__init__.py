@@ -59,6 +59,13 @@ class Report:
     def error(self, message: str) -> None:
         self.lines.append((False, message))
 
+    def student_error(self, err: "StudentCodeError") -> None:
+        """Record the student's own error; a bare stub gets "not implemented yet"."""
+        if "NotImplementedError" in str(err):
+            self.error("not implemented yet: replace `raise NotImplementedError` with your code")
+        else:
+            self.error(str(err))
+
     @property
     def passed(self) -> bool:
         return bool(self.lines) and all(ok for ok, _ in self.lines)

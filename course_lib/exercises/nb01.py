@@ -53,10 +53,7 @@ def check_layer_gradient_norms(fn) -> Report:
         try:
             got = student_call(f"measuring {name}", fn, model, images, labels)
         except StudentCodeError as err:
-            if "NotImplementedError" in str(err):
-                report.error("not implemented yet: replace `raise NotImplementedError` with your code")
-            else:
-                report.error(str(err))
+            report.student_error(err)
             return report
         if got is None:
             report.error("your function returned None: `return` the list of norms")

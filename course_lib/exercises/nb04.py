@@ -32,10 +32,7 @@ def check_gap_beyond_noise(fn: Callable) -> Report:
         try:
             got = student_call(f"calling gap_beyond_noise({acc_a}, {acc_b})", fn, acc_a, acc_b)
         except StudentCodeError as err:
-            if "NotImplementedError" in str(err):
-                report.error("not implemented yet: replace `raise NotImplementedError` with your code")
-            else:
-                report.error(str(err))
+            report.student_error(err)
             return report
         is_bool = isinstance(got, bool) or type(got).__name__ == "bool_"  # numpy's bool too
         report.check(is_bool and bool(got) == expected,
