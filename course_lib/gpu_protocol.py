@@ -3,7 +3,7 @@
 30 epochs, batch 64, SGD lr 0.1, BlogCNN then BlogResNet, 60k training images (Fashion-MNIST stands in
 for MNIST where MNIST cannot be downloaded: same shapes and sizes). Prints the wall time of the whole
 protocol (compile warm-up and the per-epoch evaluation on 10k test images included) and each model's
-final test accuracy; --plain also runs the plain fp32 path (no AMP, no channels_last, no compile) for
+final test accuracy; `--paths fast,plain` also runs the plain fp32 path (no AMP, no channels_last, no compile) for
 the accuracy comparison. Goal (issue 7): fast path < 60 s on one H100, at the plain path's accuracy.
 
     python -m course_lib.gpu_protocol --dataset fashion --paths fast,plain --out gpu_protocol.json [--epochs 30]
