@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from .counting import format_table, layer_table
 from .errors import ConfigError
 from .models import conv1x1, conv3x3, count_params
-from .plots import save_figure
+from .plots import finish_figure, save_figure
 
 # --------------------------------------------------------------------------- summaries
 
@@ -506,10 +506,7 @@ def draw_residual_blocks(name: str | None = "03_residual_block"):
         _box(ax, 0, y - 0.8, f"output: {'2C x H/2 x W/2' if proj else 'C x H x W'}", "io")
     fig.suptitle("Growing a residual block: the skip adds no parameters; the projection adds one 1x1 conv "
                  "where the shape changes", fontsize=10)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def draw_blog_resnet(name: str | None = "03_blog_resnet"):

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .counting import count_macs
 from .models import BasicBlock, Bottleneck, DepthNet, conv1x1, conv3x3, count_params, plain_net, residual_net
-from .plots import finish_figure, save_figure
+from .plots import finish_figure
 
 # --------------------------------------------------------------------------- the blog's two blocks
 
@@ -244,10 +244,7 @@ def plot_jacobians(jacobians: dict[str, Tensor], name: str | None = "02_jacobian
         ax.set(title=title, xlabel="input unit j")
         fig.colorbar(image, ax=ax, shrink=0.85)
     axes[0].set_ylabel("output unit i")
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 # --------------------------------------------------------------------------- the gradient through L blocks

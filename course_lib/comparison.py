@@ -675,7 +675,7 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = ""):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from .plots import save_figure
+    from .plots import finish_figure
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for model, runs in _by_model(result).items():
@@ -694,17 +694,14 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = ""):
         ax.legend(fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title or describe(result), fontsize=9)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def plot_claims(result: dict, name: str | None = "04_blog_claims"):
     """Final train loss and test accuracy per model (mean, min-max over seeds) next to the blog's claims."""
     import matplotlib.pyplot as plt
 
-    from .plots import save_figure
+    from .plots import finish_figure
 
     spread = seed_spread(result)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -728,10 +725,7 @@ def plot_claims(result: dict, name: str | None = "04_blog_claims"):
         ax.legend(fontsize=8)
     ax_loss.set_yscale("log")
     fig.suptitle(f"ours (bars: mean, whiskers: min-max over seeds) vs the blog's claims -- {describe(result)}", fontsize=8)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def plot_shuffle(result: dict, name: str | None = "04_shuffle"):
@@ -739,7 +733,7 @@ def plot_shuffle(result: dict, name: str | None = "04_shuffle"):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from .plots import save_figure
+    from .plots import finish_figure
 
     fig, (ax_acc, ax_pred) = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / max(len(result["conditions"]), 1)
@@ -754,17 +748,14 @@ def plot_shuffle(result: dict, name: str | None = "04_shuffle"):
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=7)
     fig.suptitle(describe(result), fontsize=8)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def plot_speed(result: dict, name: str | None = "04_speed"):
     """Speed-up of each option over its baseline (bars; skipped options are listed as such)."""
     import matplotlib.pyplot as plt
 
-    from .plots import save_figure
+    from .plots import finish_figure
 
     rows = result["rows"]
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(rows)))
@@ -782,7 +773,4 @@ def plot_speed(result: dict, name: str | None = "04_speed"):
     ax.set(xlabel="speed of the option / speed of its baseline (training images/s)")
     ax.set_title(f"{result['meta']['model']}, {describe(result)}", fontsize=8)
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)

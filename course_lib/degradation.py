@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .data import Data, load_data
 from .errors import ConfigError
 from .models import ConvPair, DepthNet, plain_net, residual_net
-from .plots import save_figure
+from .plots import finish_figure
 from .results import make_meta
 from .training import evaluate, fit, pick_device, recompute_bn_stats, seed_everything
 
@@ -171,10 +171,7 @@ def plot_gradient_flow(flow: dict[str, list[float]], name: str | None = "01_grad
         ax.legend(fontsize=8)
     axes[0].set_ylabel("gradient norm of the layer's weights")
     fig.suptitle(title or "Gradient norms at initialisation, one batch of real digits", fontsize=10)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 # --------------------------------------------------------------------------- the depth sweep
@@ -371,10 +368,7 @@ def plot_sweep_curves(result: dict, name: str | None = "01_curves", title: str =
         ax.legend(fontsize=8)
     axes[0].set_ylabel("training loss (moving average)")
     fig.suptitle(title or _label(result), fontsize=9)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def plot_sweep_depth(result: dict, name: str | None = "01_depth", title: str = ""):
@@ -397,10 +391,7 @@ def plot_sweep_depth(result: dict, name: str | None = "01_depth", title: str = "
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.suptitle(title or _label(result), fontsize=9)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def plot_compare_sweeps(results: dict[str, dict], name: str | None = "01_live_vs_saved"):
@@ -422,10 +413,7 @@ def plot_compare_sweeps(results: dict[str, dict], name: str | None = "01_live_vs
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def _label(result: dict) -> str:
@@ -529,7 +517,4 @@ def plot_identity(ident: dict, name: str | None = "01_identity", title: str = ""
     n = ident.get("n", "?")
     fig.suptitle(title or f"Learning the identity: stem features of {n} real digits (16 x 7 x 7), Adam lr "
                           f"{ident.get('lr')}", fontsize=10)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .plots import save_figure
+from .plots import finish_figure, save_figure
 
 COLORS = {"plain": "tab:red", "residual": "tab:blue"}
 
@@ -164,10 +164,7 @@ def plot_slices_1d(slices: dict[str, dict], name: str | None = "05_landscape_1d"
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def plot_contours(surfaces: dict[str, dict], name: str | None = "05_landscape_2d", title: str = "",

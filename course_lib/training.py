@@ -76,7 +76,7 @@ def pick_device(device: str | torch.device | None = "auto", verbose: bool = True
     if name == "mps":
         if not mps_available():
             raise DeviceError("device 'mps' was asked for, but Apple's MPS backend is not available here. "
-                              f"Fix: use device='auto' or device='cpu'.")
+                              "Fix: use device='auto' or device='cpu'.")
         return torch.device("mps")
     raise ConfigError(f"unknown device {device!r}; valid devices are: {', '.join(DEVICE_NAMES)}")
 
