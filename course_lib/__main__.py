@@ -80,12 +80,33 @@ def cmd_degradation(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .comparison import run_compare
+    from .comparison import MODELS, run_compare
     from .profiles import get_profile
 
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(MODELS)
     result = run_compare(get_profile(args.profile), dataset=args.dataset, seeds=args.seeds, device=args.device,
-                         epochs=args.epochs, train_limit=args.train_limit, test_limit=args.test_limit)
+                         epochs=args.epochs, train_limit=args.train_limit, test_limit=args.test_limit,
+                         checkpoint_dir=args.checkpoints, models=models)
     _write_json(result, args.out)
+    if args.checkpoints:
+        print(f"trained weights in {args.checkpoints}/MODEL_seedS.pt "
+              f"(python -m course_lib evaluate --checkpoint FILE --dataset D tests one)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_data
+    from .training import evaluate, load_checkpoint, pick_device
+
+    device = pick_device(args.device, verbose=False)
+    model = load_checkpoint(args.checkpoint, device=device)
+    data = load_data(args.dataset, root=args.root, test_limit=args.test_limit, fallback=False)
+    acc = evaluate(model, data.test_x, data.test_y)
+    n = len(data.test_y)
+    print(f"{model.spec['name']} from {args.checkpoint}: test accuracy {acc:.2%} "
+          f"({round(acc * n):,} of {n:,} test images of {data.info.dataset}, {data.info.source}; device {device})")
+    _write_json({"checkpoint": str(args.checkpoint), "model": model.spec["name"], "dataset": data.info.dataset,
+                 "source": data.info.source, "n_test": n, "test_acc": acc, "device": str(device)}, args.out)
     return 0
 
 
@@ -139,8 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="epochs (default: the profile's; full = the blog's 30)")
     p.add_argument("--train-limit", type=int, help="train on a seeded subset of this many images")
     p.add_argument("--test-limit", type=int, help="test on a seeded subset of this many images")
+    p.add_argument("--models", help="comma-separated, default 'BlogCNN,BlogPlain,BlogResNet'; the init variants "
+                                    "are 'BlogCNN (PyTorch init)' and 'BlogPlain (He init)'")
+    p.add_argument("--checkpoints", help="folder to keep each run's trained weights in (MODEL_seedS.pt)")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("evaluate", help="test accuracy of a saved checkpoint on a dataset's test split")
+    p.add_argument("--checkpoint", required=True, help="a .pt file written by train, compare --checkpoints or fit")
+    p.add_argument("--dataset", default="mnist", help="mnist, fashion or sample (mnist never falls back to the sample)")
+    p.add_argument("--root", help="data root holding the dataset's IDX files (torchvision's layout)")
+    p.add_argument("--test-limit", type=int, help="test on a seeded subset of this many images")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="JSON file to write")
+    p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("bench", help="images/s of the blog's data pipeline vs the course's, side by side")
     p.add_argument("--model", default="blog-resnet")

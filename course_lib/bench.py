@@ -37,7 +37,7 @@ from torch import nn
 from .data import Data, load_data
 from .errors import ConfigError, CourseError
 from .models import build_model
-from .training import fit, pick_device, seed_everything, train_step
+from .training import fit, pick_device, seed_everything, sync_device, train_step
 
 BLOG_FIT_KWARGS = dict(channels_last=False, amp=False, compile=False)  # the blog: plain fp32, eager
 
@@ -64,13 +64,6 @@ def fast_fit_kwargs(device: str | torch.device = "auto") -> dict:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    elif dev.type == "mps":
-        torch.mps.synchronize()
 
 
 def _bench_data(data: Data, n_images: int, seed: int) -> Data:
@@ -122,7 +115,7 @@ def model_only_seconds(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ste
     graphs = compile == "reduce-overhead" and dev.type == "cuda"
     losses = torch.zeros(steps, device=dev)
     model.train()
-    _sync(dev)
+    sync_device(dev)
     t0 = time.perf_counter()
     for step in range(steps):
         loss = train_step(step_model, optimizer, xb, yb, dev, amp, scaler, graphs)
@@ -130,7 +123,7 @@ def model_only_seconds(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, ste
             losses[step] = loss
             if not bool(torch.isfinite(losses[: step + 1]).all()):
                 raise CourseError("benchmark loss became NaN/inf")
-    _sync(dev)
+    sync_device(dev)
     return time.perf_counter() - t0
 
 

@@ -39,6 +39,15 @@ def mps_available() -> bool:
     return bool(mps and mps.is_available())
 
 
+def sync_device(device: torch.device) -> None:
+    """Wait until ``device`` has finished its queued work (CUDA and MPS run asynchronously), so a
+    timer read after this call measures the work, not just its launch. A no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def pick_device(device: str | torch.device | None = "auto", verbose: bool = True) -> torch.device:
     """Resolve a device name: ``auto`` (CUDA, then Apple MPS, then CPU), ``cpu``, ``cuda[:N]``, ``mps``.
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import course_lib.data as data_mod
+from course_lib.data import load_data
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -66,3 +67,9 @@ def no_network(monkeypatch):
 def no_debian(monkeypatch, tmp_path):
     """Pretend Debian's Fashion-MNIST package is not installed."""
     monkeypatch.setattr(data_mod, "DEBIAN_FASHION", tmp_path / "no-debian-fashion")
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """256 train / 128 test real digits from the offline sample (a seeded, unsorted subset)."""
+    return load_data("sample").subset(256, 128, seed=1)

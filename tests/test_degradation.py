@@ -7,7 +7,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,7 +14,7 @@ import course_lib.degradation as D
 from course_lib.__main__ import main
 from course_lib.errors import ConfigError
 from course_lib.exercises import nb01
-from course_lib.models import plain_net, residual_net
+from course_lib.models import plain_net
 from course_lib.profiles import PROFILES
 from course_lib.training import seed_everything
 

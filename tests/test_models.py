@@ -23,6 +23,34 @@ def test_blog_cnn_follows_the_channel_plan_and_takes_digits():
     assert "adapted" in M.BlogCNN.__doc__.lower() or "adapt" in M.BlogCNN.__doc__.lower()
 
 
+def test_blog_cnn_starts_from_he_init_and_the_blogs_resnet_from_pytorchs():
+    torch.manual_seed(0)
+    cnn = M.BlogCNN()
+    for m in cnn.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            fan_in = m.weight[0].numel()
+            assert m.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.25)
+            assert torch.count_nonzero(m.bias) == 0
+    torch.manual_seed(0)
+    default = M.BlogCNN(init="pytorch")  # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), nonzero biases
+    first = default.features[0]
+    assert first.weight.abs().max() <= 1 / 3 and torch.count_nonzero(first.bias) > 0
+    torch.manual_seed(0)
+    resnet = build_model("blog-resnet")  # the blog's: PyTorch's default, untouched
+    torch.manual_seed(0)
+    assert torch.equal(resnet.conv1.weight, torch.nn.Conv2d(1, 20, kernel_size=5, padding=2).weight)
+
+
+def test_init_is_chosen_by_name_and_is_not_part_of_the_checkpoint_spec():
+    he, default = build_model("blog-plain", init="he"), build_model("blog-plain")
+    assert he.spec == default.spec == {"name": "blog-plain", "kwargs": {}}  # any weights load into either
+    assert he.fc1.bias.abs().sum() == 0 and default.fc1.bias.abs().sum() > 0
+    with pytest.raises(ConfigError, match="unknown init 'xavier'; valid: pytorch, he"):
+        build_model("blog-cnn", init="xavier")
+    with pytest.raises(ConfigError, match="takes only init="):
+        build_model("blog-resnet", width=3)
+
+
 @pytest.mark.parametrize("name", ["blog-resnet", "blog-cnn", "blog-plain", "plain-8", "residual-8", "resnet18"])
 def test_every_digit_model_maps_raw_digits_to_ten_logits(name):
     model = build_model(name)

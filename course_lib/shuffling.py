@@ -1,0 +1,130 @@
+"""The blog's missing shuffle, measured (notebook 04, section 6).
+
+The blog builds its loader as ``DataLoader(train_set, batch_size=64)``: ``shuffle``
+defaults to False, so every epoch cuts the same batches from the stored order, in the
+same sequence. :func:`order_report` says how sorted an order is, :func:`reorder` puts
+the training split in a fixed order, and :func:`shuffle_experiment` trains one model
+under each of :data:`SHUFFLE_CONDITIONS` with the blog's protocol. The plot saves to
+``figures/04_shuffle.png``.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+
+import torch
+
+from .comparison import BLOG_PROTOCOL, MODELS
+from .data import Data
+from .errors import ConfigError
+from .models import build_model
+from .profiles import Profile, get_profile
+from .results import describe, make_meta
+from .training import fit, pick_device, seed_everything
+
+
+def order_report(labels: torch.Tensor, batch_size: int = 64) -> dict:
+    """How sorted a training order is. ``labels``: (N,) int64, in the order training will see them.
+
+    Returns ``first_labels`` (the first 20), ``mean_run`` (mean length of runs of equal
+    consecutive labels: about 1.1 for a random order of 10 classes, N/10 for sorted data),
+    ``single_class_batches`` (share of batches holding one class) and ``classes_per_batch``.
+    """
+    y = labels.cpu()
+    changes = int((y[1:] != y[:-1]).sum()) if len(y) > 1 else 0
+    batches = [y[i:i + batch_size] for i in range(0, len(y), batch_size)]
+    counts = [len(torch.unique(b)) for b in batches]
+    return {"first_labels": y[:20].tolist(), "mean_run": len(y) / (changes + 1),
+            "single_class_batches": sum(c == 1 for c in counts) / max(len(counts), 1),
+            "classes_per_batch": statistics.fmean(counts) if counts else 0.0}
+
+
+def reorder(data: Data, order: str, seed: int = 0) -> Data:
+    """``data`` with its training split put in a fixed ``order``: ``random`` (one seeded
+    permutation) or ``sorted`` (by label, stable). ``fit(shuffle=False)`` then sees exactly this order every epoch."""
+    if order == "random":
+        idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))
+    elif order == "sorted":
+        idx = torch.sort(data.train_y.cpu(), stable=True).indices
+    else:
+        raise ConfigError(f"unknown order {order!r}; valid: 'random', 'sorted'")
+    idx = idx.to(data.train_y.device)
+    return replace(data, train_x=data.train_x[idx], train_y=data.train_y[idx])
+
+
+# name -> (order of the training split, reshuffle every epoch?)
+SHUFFLE_CONDITIONS = {
+    "shuffled every epoch (course default)": ("random", True),
+    "fixed unsorted order, never shuffled (the blog on MNIST's files)": ("random", False),
+    "sorted by label, never shuffled": ("sorted", False),
+}
+
+
+def shuffle_experiment(data: Data, epochs: int, model: str = "BlogResNet", seed: int = 0,
+                       device: str | torch.device = "auto", profile: Profile | str | None = None,
+                       verbose: bool = True) -> dict:
+    """Train ``model`` under each of :data:`SHUFFLE_CONDITIONS` with the blog's protocol.
+
+    Returns ``{conditions: [{name, order, shuffle, order_report, history, predicted_counts}], meta}``;
+    ``predicted_counts[c]`` is how many test images the trained model calls class ``c``.
+    """
+    dev = pick_device(device, verbose=False)
+    torch.set_flush_denormal(True)
+    out = []
+    for name, (order, shuffle) in SHUFFLE_CONDITIONS.items():
+        ordered = reorder(data, order, seed)
+        seed_everything(seed)
+        net = build_model(MODELS[model])
+        history = fit(net, ordered, epochs=epochs, batch_size=BLOG_PROTOCOL["batch_size"], lr=BLOG_PROTOCOL["lr"],
+                      seed=seed, shuffle=shuffle, device=dev, progress=False)
+        with torch.no_grad():
+            net.eval()
+            preds = torch.cat([net(ordered.test_x[i:i + 1000].to(dev)).argmax(1).cpu()
+                               for i in range(0, len(ordered.test_y), 1000)])
+        counts = torch.bincount(preds, minlength=10).tolist()
+        records = [{k: r[k] for k in ("epoch", "train_loss", "test_acc", "seconds")} for r in history.records]
+        out.append({"name": name, "order": order, "shuffle": shuffle, "order_report": order_report(ordered.train_y),
+                    "history": records, "predicted_counts": counts})
+        if verbose and records:
+            print(f"[shuffle] {name}: epoch {records[-1]['epoch']} loss {records[-1]['train_loss']:.4f}, "
+                  f"test acc {records[-1]['test_acc']:.2%}")
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    return {"model": model, "conditions": out, "meta": make_meta(data.info, dev, prof, epochs=epochs, seed=seed)}
+
+
+def format_shuffle(result: dict) -> str:
+    """The shuffle experiment as text: order statistics, final loss/accuracy, what the model predicts."""
+    lines = [f"{result['model']}, {result['meta']['epochs']} epochs, seed {result['meta']['seed']}; "
+             f"measured on: {describe(result)}"]
+    for c in result["conditions"]:
+        rep, last = c["order_report"], c["history"][-1]
+        top = max(range(10), key=lambda k: c["predicted_counts"][k])
+        share = c["predicted_counts"][top] / max(sum(c["predicted_counts"]), 1)
+        lines.append(f"{c['name']}\n   order: mean run of equal labels {rep['mean_run']:.1f}, "
+                     f"{rep['single_class_batches']:.0%} of batches hold one class | final loss "
+                     f"{last['train_loss']:.4f}, test acc {last['test_acc']:.2%} | {share:.0%} of test images "
+                     f"predicted as {top}")
+    return "\n".join(lines)
+
+
+def plot_shuffle(result: dict, name: str | None = "04_shuffle"):
+    """Test accuracy per epoch for each shuffle condition, and what each trained model predicts."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from .plots import finish_figure
+
+    fig, (ax_acc, ax_pred) = plt.subplots(1, 2, figsize=(11, 3.8))
+    width = 0.8 / max(len(result["conditions"]), 1)
+    for i, c in enumerate(result["conditions"]):
+        ax_acc.plot([r["epoch"] for r in c["history"]], [100 * r["test_acc"] for r in c["history"]],
+                    marker="o", label=c["name"])
+        ax_pred.bar([k + (i - 1) * width for k in range(10)], c["predicted_counts"], width=width, label=c["name"])
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(0, 100), title=f"{result['model']}: test accuracy")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_pred.set(xlabel="predicted class", ylabel="test images", xticks=range(10), title="what the trained model predicts")
+    for ax in (ax_acc, ax_pred):
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7)
+    fig.suptitle(describe(result), fontsize=8)
+    return finish_figure(fig, name=name)
