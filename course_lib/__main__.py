@@ -95,18 +95,27 @@ def cmd_compare(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_data
+    from .data import load_data, load_idx_pair
     from .training import evaluate, load_checkpoint, pick_device
 
+    from .errors import ConfigError
+
     device = pick_device(args.device, verbose=False)
+    if bool(args.images) != bool(args.labels):
+        raise ConfigError("--images and --labels go together: an IDX image file and its label file")
     model = load_checkpoint(args.checkpoint, device=device)
-    data = load_data(args.dataset, root=args.root, test_limit=args.test_limit, fallback=False)
-    acc = evaluate(model, data.test_x, data.test_y)
-    n = len(data.test_y)
+    if args.images:
+        x, y = load_idx_pair(args.images, args.labels)
+        dataset, source = "IDX files", f"{args.images} + {args.labels}"
+    else:
+        data = load_data(args.dataset, root=args.root, test_limit=args.test_limit, fallback=False)
+        x, y, dataset, source = data.test_x, data.test_y, data.info.dataset, data.info.source
+    acc = evaluate(model, x, y)
+    n = len(y)
     print(f"{model.spec['name']} from {args.checkpoint}: test accuracy {acc:.2%} "
-          f"({round(acc * n):,} of {n:,} test images of {data.info.dataset}, {data.info.source}; device {device})")
-    _write_json({"checkpoint": str(args.checkpoint), "model": model.spec["name"], "dataset": data.info.dataset,
-                 "source": data.info.source, "n_test": n, "test_acc": acc, "device": str(device)}, args.out)
+          f"({round(acc * n):,} of {n:,} images of {dataset}, {source}; device {device})")
+    _write_json({"checkpoint": str(args.checkpoint), "model": model.spec["name"], "dataset": dataset,
+                 "source": source, "n_test": n, "test_acc": acc, "device": str(device)}, args.out)
     return 0
 
 
@@ -171,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="mnist", help="mnist, fashion or sample (mnist never falls back to the sample)")
     p.add_argument("--root", help="data root holding the dataset's IDX files (torchvision's layout)")
     p.add_argument("--test-limit", type=int, help="test on a seeded subset of this many images")
+    p.add_argument("--images", help="instead of --dataset: an IDX image file (e.g. digits kept aside)")
+    p.add_argument("--labels", help="with --images: its IDX label file")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_evaluate)

@@ -242,6 +242,23 @@ def _tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torc
     return x, y
 
 
+def load_idx_pair(images: Path | str, labels: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read one IDX image file and its label file (gzipped or not), checked, as tensors.
+
+    For digits kept aside in MNIST's format (``python -m course_lib evaluate --images ... --labels ...``).
+    Returns ``x``: ``N x 1 x 28 x 28`` float32 in [0, 1] and ``y``: ``N`` int64. A wrong magic number,
+    a truncated file or a label count that differs from the image count raises :class:`DataError`.
+    """
+    x = read_idx(images, _IMAGES_MAGIC)
+    y = read_idx(labels, _LABELS_MAGIC, expect_count=len(x))
+    if x.shape[1:] != (28, 28):
+        raise DataError(f"{display_path(Path(images))} holds {x.shape[1]}x{x.shape[2]} images; the course's models "
+                        f"take 28x28 digits. Fix: resize them to 28x28 first.")
+    if y.size and int(y.max()) > 9:
+        raise DataError(f"{display_path(Path(labels))} holds label {int(y.max())}; the models have 10 classes (0-9).")
+    return _tensors(x, y)
+
+
 # --------------------------------------------------------------------------- sources
 
 

@@ -117,6 +117,20 @@ def test_cli_keeps_checkpoints_that_evaluate_tests_on_digits_kept_aside(tmp_path
     assert saved["n_test"] == 40 and saved["model"] == "blog-cnn"
     assert saved["test_acc"] == pytest.approx(evaluate(load_checkpoint(ckpts / "BlogCNN_seed0.pt"), x, y))
     assert "test accuracy" in capsys.readouterr().out
+    # the same digits as a bare pair of IDX files
+    folder = tmp_path / "aside" / "MNIST" / "raw"
+    assert main(["evaluate", "--checkpoint", str(ckpts / "BlogCNN_seed0.pt"), "--device", "cpu", "--out", str(out),
+                 "--images", str(folder / "t10k-images-idx3-ubyte"),
+                 "--labels", str(folder / "t10k-labels-idx1-ubyte")]) == 0
+    assert json.loads(out.read_text())["test_acc"] == pytest.approx(saved["test_acc"])
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(ckpts / "BlogCNN_seed0.pt"),  # labels of the other split
+                 "--images", str(folder / "t10k-images-idx3-ubyte"),
+                 "--labels", str(folder / "train-labels-idx1-ubyte")]) == 2
+    assert "20 items, expected 40" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(ckpts / "BlogCNN_seed0.pt"),
+                 "--images", str(folder / "t10k-images-idx3-ubyte")]) == 2
+    assert "--images and --labels go together" in capsys.readouterr().err
     # no MNIST files and no network: a clear error, never a silent fallback to the sample
     assert main(["evaluate", "--checkpoint", str(ckpts / "BlogCNN_seed0.pt"), "--dataset", "mnist",
                  "--root", str(tmp_path / "empty")]) == 2
