@@ -153,8 +153,9 @@ def diagnose_gap(result: dict, plain: str = "BlogPlain", residual: str = "BlogRe
 
     * ``shifted_ratio`` = plain loss at (stall + k) / residual loss at k, for the last k
       both runs have. Near 1 (or below) means the plain net learns as fast once it starts:
-      a **slow start**. Well above 1 means it also learns worse once started, the
-      signature He et al. call **degradation** (for a deeper plain net vs a shallower one).
+      a **slow start**. Well above 1 means it also learns worse once started: an
+      optimisation gap. He et al.'s **degradation** is that gap between a deeper plain
+      net and a shallower one; two nets of the same depth cannot show it.
     * ``final_ratio`` = plain / residual training loss at the last epoch.
     """
     runs = _by_model(result)
@@ -186,7 +187,8 @@ def _reading(row: dict) -> str:
         return "the plain net started learning too late in this run to compare its learning speed"
     if row["shifted_ratio"] <= 1.5:
         return "slow start: once it leaves the plateau, the plain net learns as fast as the ResNet"
-    return "learns slower even after its start: beyond a slow start (degradation-like) in this run"
+    return ("learns slower even after its start: an optimisation gap beyond a slow start in this run "
+            "(not degradation, which compares a deeper plain net with a shallower one: notebook 01)")
 
 
 def format_diagnosis(result: dict) -> str:
@@ -250,7 +252,8 @@ def claim_verdicts(result: dict) -> list[dict]:
             continue
         seeds = f"{len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)}"
         loss, c_loss = r["loss_mean"], claim["train_loss"]
-        measured = f"{_loss(loss)} at epoch {r['epoch']} ({seeds}: {_loss(r['loss_min'])}-{_loss(r['loss_max'])})"
+        measured = f"{_loss(loss)} at epoch {r['epoch']} " + (
+            f"({seeds}: {_loss(r['loss_min'])}-{_loss(r['loss_max'])})" if len(r["seeds"]) > 1 else "(1 seed)")
         if r["escape_epochs"] and all(e is None for e in r["escape_epochs"]):
             measured += "; it never left the chance loss ln 10"
         if exact:

@@ -78,11 +78,14 @@ def _path(name: str | Path) -> Path:
     return path if path.is_absolute() or path.parent != Path(".") else results_dir() / path
 
 
-def load_or_train(name: str | Path, train: Callable[[], dict], retrain: bool = False, verbose: bool = True) -> dict:
+def load_or_train(name: str | Path, train: Callable[[], dict], retrain: bool = False, verbose: bool = True,
+                  cost: str | None = None) -> dict:
     """Load ``results/NAME.json`` if it exists, else call ``train()`` and save what it returns.
 
     ``train`` must return a JSON-serialisable dict, ideally with a ``meta`` from
     :func:`make_meta`. ``retrain=True`` runs and overwrites even when a file exists.
+    ``cost`` (e.g. "about 1 hour on a 2-core CPU") is announced before training, so nobody
+    waits without knowing why.
     """
     path = _path(name)
     if not retrain:
@@ -91,6 +94,9 @@ def load_or_train(name: str | Path, train: Callable[[], dict], retrain: bool = F
             if verbose:
                 print(f"[course_lib] loaded saved result {display_path(path)}: {describe(result)}")
             return result
+    if verbose and cost:
+        print(f"[course_lib] {display_path(path)} is not there: training it now ({cost}; "
+              f"interrupt the kernel to skip)")
     result = train()
     save_result(result, path)
     if verbose:
