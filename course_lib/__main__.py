@@ -90,15 +90,14 @@ def cmd_compare(args) -> int:
     _write_json(result, args.out)
     if args.checkpoints:
         print(f"trained weights in {args.checkpoints}/MODEL_seedS.pt "
-              f"(python -m course_lib evaluate --checkpoint FILE --dataset D tests one)")
+              f"(python -m course_lib evaluate --checkpoint FILE --images IDX --labels IDX tests one)")
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from .data import load_data, load_idx_pair
-    from .training import evaluate, load_checkpoint, pick_device
-
     from .errors import ConfigError
+    from .training import evaluate, load_checkpoint, pick_device
 
     device = pick_device(args.device, verbose=False)
     if bool(args.images) != bool(args.labels):
