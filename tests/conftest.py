@@ -73,3 +73,18 @@ def no_debian(monkeypatch, tmp_path):
 def tiny():
     """256 train / 128 test real digits from the offline sample (a seeded, unsorted subset)."""
     return load_data("sample").subset(256, 128, seed=1)
+
+
+@pytest.fixture(scope="session")
+def compare_checkpoints(tmp_path_factory):
+    """Where :func:`compare_result` keeps its trained weights (``MODEL_seedS.pt``)."""
+    return tmp_path_factory.mktemp("checkpoints")
+
+
+@pytest.fixture(scope="session")
+def compare_result(tiny, compare_checkpoints):
+    """One small run_compare result (BlogCNN and BlogResNet, seeds 0 and 1, 2 epochs on ``tiny``), trained once."""
+    from course_lib.comparison import run_compare
+
+    return run_compare("smoke", data=tiny, seeds=[0, 1], epochs=2, models=["BlogCNN", "BlogResNet"],
+                       device="cpu", verbose=False, checkpoint_dir=compare_checkpoints)

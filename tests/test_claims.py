@@ -7,12 +7,6 @@ from course_lib import claims
 from course_lib import comparison as cmp
 
 
-@pytest.fixture(scope="module")
-def result(tiny):
-    return cmp.run_compare("smoke", data=tiny, seeds=[0, 1], epochs=2, models=["BlogCNN", "BlogResNet"],
-                           device="cpu", verbose=False)
-
-
 def _fake(curves: dict[str, list[list[float]]], accs: dict[str, list[list[float]]] | None = None) -> dict:
     runs = []
     for model, per_seed in curves.items():
@@ -107,15 +101,15 @@ def test_verdicts_judge_only_the_exact_protocol_and_say_the_direction():
     assert text.splitlines()[2].startswith("| The blog's claim") and text.count("\n| ") == 6
 
 
-def test_plots_save_pngs(result, tmp_path, monkeypatch):
+def test_plots_save_pngs(compare_result, tmp_path, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
-    claims.plot_curves(result, name="04_test_curves")
-    claims.plot_claims(result, name="04_test_claims")
+    claims.plot_curves(compare_result, name="04_test_curves")
+    claims.plot_claims(compare_result, name="04_test_claims")
     plt.close("all")
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["04_test_claims.png", "04_test_curves.png"]
 

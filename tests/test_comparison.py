@@ -14,56 +14,46 @@ from course_lib.exercises import nb04
 from course_lib.models import build_model, count_params
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    return tmp_path_factory.mktemp("checkpoints")
-
-
-@pytest.fixture(scope="module")
-def result(tiny, checkpoints):
-    return cmp.run_compare("smoke", data=tiny, seeds=[0, 1], epochs=2, models=["BlogCNN", "BlogResNet"],
-                           device="cpu", verbose=False, checkpoint_dir=checkpoints)
-
-
 # --------------------------------------------------------------------------- run_compare
 
 
-def test_result_has_exactly_the_documented_fields(result, tiny):
-    assert set(result) == {"dataset", "source", "device", "profile", "protocol", "runs", "meta"}
-    assert (result["dataset"], result["source"], result["device"], result["profile"]) == \
-        (tiny.info.dataset, tiny.info.source, "cpu", "smoke")
-    assert result["protocol"] == {"batch_size": 64, "lr": 0.1, "optimizer": cmp.BLOG_PROTOCOL["optimizer"], "epochs": 2}
-    assert [(r["model"], r["seed"]) for r in result["runs"]] == \
+def test_result_has_exactly_the_documented_fields(compare_result, tiny):
+    assert set(compare_result) == {"dataset", "source", "device", "profile", "protocol", "runs", "meta"}
+    labels = tuple(compare_result[k] for k in ("dataset", "source", "device", "profile"))
+    assert labels == (tiny.info.dataset, tiny.info.source, "cpu", "smoke")
+    assert compare_result["protocol"] == {"batch_size": 64, "lr": 0.1, "optimizer": cmp.BLOG_PROTOCOL["optimizer"],
+                                          "epochs": 2}
+    assert [(r["model"], r["seed"]) for r in compare_result["runs"]] == \
         [("BlogCNN", 0), ("BlogResNet", 0), ("BlogCNN", 1), ("BlogResNet", 1)]
-    for run in result["runs"]:
+    for run in compare_result["runs"]:
         assert set(run) == {"model", "seed", "params", "history"}
         assert run["params"] == count_params(build_model(cmp.MODELS[run["model"]]))
         assert [r["epoch"] for r in run["history"]] == [1, 2]
         for rec in run["history"]:
             assert set(rec) == {"epoch", "train_loss", "test_acc", "seconds"}
             assert 0.0 <= rec["test_acc"] <= 1.0 and math.isfinite(rec["train_loss"]) and rec["seconds"] > 0
-    meta = result["meta"]
+    meta = compare_result["meta"]
     assert meta["n_train"] == 256 and meta["n_test"] == 128 and meta["full_data"] is False
     assert meta["seeds"] == [0, 1] and meta["blog_protocol_exact"] is False
-    json.dumps(result)  # JSON-able as it is
+    json.dumps(compare_result)  # JSON-able as it is
 
 
-def test_same_seed_same_history_and_seeds_differ(tiny, result):
+def test_same_seed_same_history_and_seeds_differ(tiny, compare_result):
     again = cmp.run_compare("smoke", data=tiny, seeds=[1], epochs=2, models=["BlogCNN"], device="cpu", verbose=False)
-    first = next(r for r in result["runs"] if r["model"] == "BlogCNN" and r["seed"] == 1)
-    seed0 = next(r for r in result["runs"] if r["model"] == "BlogCNN" and r["seed"] == 0)
+    first = next(r for r in compare_result["runs"] if r["model"] == "BlogCNN" and r["seed"] == 1)
+    seed0 = next(r for r in compare_result["runs"] if r["model"] == "BlogCNN" and r["seed"] == 0)
     losses = [r["train_loss"] for r in again["runs"][0]["history"]]
     assert losses == [r["train_loss"] for r in first["history"]]
     assert losses != [r["train_loss"] for r in seed0["history"]]
 
 
-def test_checkpoints_hold_the_trained_weights(result, checkpoints, tiny):
+def test_checkpoints_hold_the_trained_weights(compare_result, compare_checkpoints, tiny):
     from course_lib.training import evaluate, load_checkpoint
 
-    assert sorted(p.name for p in checkpoints.glob("*.pt")) == \
+    assert sorted(p.name for p in compare_checkpoints.glob("*.pt")) == \
         ["BlogCNN_seed0.pt", "BlogCNN_seed1.pt", "BlogResNet_seed0.pt", "BlogResNet_seed1.pt"]
-    model = load_checkpoint(checkpoints / "BlogResNet_seed1.pt")
-    last = next(r for r in result["runs"] if r["model"] == "BlogResNet" and r["seed"] == 1)["history"][-1]
+    model = load_checkpoint(compare_checkpoints / "BlogResNet_seed1.pt")
+    last = next(r for r in compare_result["runs"] if r["model"] == "BlogResNet" and r["seed"] == 1)["history"][-1]
     assert evaluate(model, tiny.test_x, tiny.test_y) == pytest.approx(last["test_acc"])
 
 
@@ -172,18 +162,18 @@ def test_he_init_cnn_learns_where_the_pytorch_init_one_stalls():
         cmp.run_compare("smoke", data=data, seeds=[0], epochs=1, models=["BlogCNN (Xavier)"], device="cpu")
 
 
-def test_combine_cuts_to_common_epochs_and_refuses_other_data(tiny, result):
+def test_combine_cuts_to_common_epochs_and_refuses_other_data(tiny, compare_result):
     variants = cmp.run_compare("smoke", data=tiny, seeds=[0], epochs=1, models=["BlogCNN (PyTorch init)"],
                                device="cpu", verbose=False)
-    both = cmp.combine(result, variants)
+    both = cmp.combine(compare_result, variants)
     assert both["protocol"]["epochs"] == 1 and all(len(r["history"]) == 1 for r in both["runs"])
     assert [r["model"] for r in both["runs"]][-1] == "BlogCNN (PyTorch init)" and len(both["runs"]) == 5
     # a run's first epoch does not depend on how many follow
-    long_cnn = next(r for r in result["runs"] if r["model"] == "BlogCNN" and r["seed"] == 0)
+    long_cnn = next(r for r in compare_result["runs"] if r["model"] == "BlogCNN" and r["seed"] == 0)
     short = cmp.run_compare("smoke", data=tiny, seeds=[0], epochs=1, models=["BlogCNN"], device="cpu", verbose=False)
     assert short["runs"][0]["history"][0]["train_loss"] == long_cnn["history"][0]["train_loss"]
     with pytest.raises(ConfigError, match="different amounts of data"):
-        cmp.combine(result, dict(variants, meta=dict(variants["meta"], n_train=1)))
+        cmp.combine(compare_result, dict(variants, meta=dict(variants["meta"], n_train=1)))
 
 
 # --------------------------------------------------------------------------- the exercises
