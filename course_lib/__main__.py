@@ -26,7 +26,7 @@ def cmd_info(args) -> int:
     import torchvision
 
     from .data import data_source_report
-    from .paths import data_root, display_path, figures_dir
+    from .locations import data_root, display_path, figures_dir
     from .profiles import get_profile
     from .training import pick_device
 
@@ -71,7 +71,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_degradation(args) -> int:
-    from .degradation import run_sweep
+    from .lessons.degradation import run_sweep
     from .profiles import get_profile
 
     result = run_sweep(get_profile(args.profile), seeds=args.seeds)
@@ -80,7 +80,7 @@ def cmd_degradation(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .comparison import MODELS, run_compare
+    from .lessons.cnn_vs_resnet.protocol import MODELS, run_compare
     from .profiles import get_profile
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(MODELS)
@@ -119,7 +119,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .lessons.speed.bench import run_bench
 
     result = run_bench(args.model, steps=args.steps, device=args.device, batch_size=args.batch_size)
     _write_json(result, args.out)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, DataError
-from .paths import DATA_ENV, data_root, display_path
+from .locations import DATA_ENV, data_root, display_path
 
 DATASETS = ("mnist", "fashion", "sample")
 OFFLINE_ENV = "COURSE_OFFLINE"  # set to 1 in a classroom without network: no download is attempted

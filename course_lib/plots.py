@@ -11,7 +11,36 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .paths import figures_dir
+from .locations import figures_dir
+
+# One colour meaning across the whole course (Okabe-Ito, colour-blind safe). Every figure takes its colours from
+# here: plain nets are always blue, residual nets vermillion, the CNN green, the blog's reported numbers black.
+COLORS: dict[str, str] = {
+    "plain": "#0072B2",     # blue
+    "residual": "#D55E00",  # vermillion
+    "cnn": "#009E73",       # bluish green
+    "blog": "#000000",      # the blog's reference numbers
+    "preact": "#CC79A7",    # reddish purple: pre-activation residual blocks
+    "other": "#E69F00",     # orange: a second condition of the same family (e.g. another init)
+    "neutral": "#999999",   # grey: chance level, guides, "all paths"
+}
+
+
+def color_for(label: str) -> str:
+    """The course colour for a model label: ``plain-20``/``BlogPlain`` -> plain, ``residual-56``/``BlogResNet``/
+    ``resnet18`` -> residual, ``BlogCNN``/``blog-cnn`` -> cnn, ``blog`` -> the blog's numbers."""
+    key = label.lower().replace("_", "-")
+    if "preact" in key or "pre-act" in key:
+        return COLORS["preact"]
+    if "plain" in key:
+        return COLORS["plain"]
+    if "cnn" in key:
+        return COLORS["cnn"]
+    if "res" in key:
+        return COLORS["residual"]
+    if "blog" in key:
+        return COLORS["blog"]
+    return COLORS["other"]
 
 
 def save_figure(fig: "plt.Figure", name: str, folder: str | Path | None = None, verbose: bool = True) -> Path:

@@ -8,8 +8,9 @@ module is the only place that reads it:
 * ``full``  -- the blog's protocol on full MNIST, the default with a GPU.
 
 Each experiment keeps its own sizes in a small table keyed by profile name and
-asks the profile for its row with :meth:`Profile.pick`, so the sizes sit next to
-the code that uses them while the choice of profile is made here, once.
+reads its row with :func:`settings` (``settings(TABLE, profile)``), so the sizes sit
+next to the code that uses them while the choice of profile is made here, once.
+:func:`as_profile` is the one place that turns "a Profile, a name or None" into a Profile.
 """
 from __future__ import annotations
 
@@ -90,3 +91,18 @@ def get_profile(name: str | None = None) -> Profile:
             f"Fix: set {ENV_VAR} to one of them, or unset it to get the default."
         )
     return PROFILES[key]
+
+
+def as_profile(profile: "Profile | str | None" = None) -> Profile:
+    """``profile`` itself when it is a :class:`Profile`, else :func:`get_profile` of the name (None: the default)."""
+    return profile if isinstance(profile, Profile) else get_profile(profile)
+
+
+def settings(table: Mapping[str, Any], profile: "Profile | str | None" = None) -> Any:
+    """A lesson's settings row for ``profile``: ``table[name]``, checked to cover every profile.
+
+    Every lesson reads its sizes this way, e.g. ``settings(SWEEP_SETTINGS, "cpu")["epochs"]``.
+    A row that is a dict is returned as a copy, so a caller may change it freely.
+    """
+    row = as_profile(profile).pick(table)
+    return dict(row) if isinstance(row, Mapping) else row

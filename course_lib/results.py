@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from .paths import display_path, results_dir
+from .locations import display_path, results_dir
 
 
 def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:

@@ -25,7 +25,7 @@ from torch import nn
 
 from .data import BatchIterator, Data, blog_loader, epoch_generator
 from .errors import CheckpointError, ConfigError, DeviceError
-from .paths import display_path
+from .locations import display_path
 
 DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 _announced_device: set[str] = set()

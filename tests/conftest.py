@@ -84,7 +84,7 @@ def compare_checkpoints(tmp_path_factory):
 @pytest.fixture(scope="session")
 def compare_result(tiny, compare_checkpoints):
     """One small run_compare result (BlogCNN and BlogResNet, seeds 0 and 1, 2 epochs on ``tiny``), trained once."""
-    from course_lib.comparison import run_compare
+    from course_lib.lessons.cnn_vs_resnet.protocol import run_compare
 
     return run_compare("smoke", data=tiny, seeds=[0, 1], epochs=2, models=["BlogCNN", "BlogResNet"],
                        device="cpu", verbose=False, checkpoint_dir=compare_checkpoints)

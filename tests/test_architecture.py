@@ -1,4 +1,4 @@
-"""course_lib.architecture: summaries, the grown blocks, parity helpers, 28x28 variants, diagrams."""
+"""course_lib.lessons.building_resnets: summaries, the grown blocks, parity helpers, 28x28 variants, diagrams."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from course_lib import architecture as A
+from course_lib.lessons import building_resnets as A
 from course_lib.counting import count_macs, layer_table
 from course_lib.data import Data, DataInfo
 from course_lib.errors import ConfigError

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course_lib import ConfigError, build_model, fit, load_data, seed_everything
-from course_lib.bench import BLOG_FIT_KWARGS, _bench_data, fast_fit_kwargs, model_only_seconds, run_bench
+from course_lib.lessons.speed.bench import BLOG_FIT_KWARGS, _bench_data, fast_fit_kwargs, model_only_seconds, run_bench
 from course_lib.data import BatchIterator, blog_loader, epoch_generator
 from course_lib.training import autocast_for, evaluate, mps_available
 
@@ -192,7 +192,7 @@ def test_run_bench_structure(capsys):
 
 
 def test_cli_bench_writes_json(tmp_path, monkeypatch):
-    import course_lib.bench as bench
+    import course_lib.lessons.speed.bench as bench
     from course_lib.__main__ import main
 
     real = bench.run_bench

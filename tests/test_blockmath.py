@@ -1,10 +1,10 @@
-"""course_lib.blockmath: the blog's blocks, the identity at init, Jacobians, gradients, shortcuts, costs."""
+"""course_lib.lessons.residual_block: the blog's blocks, the identity at init, Jacobians, gradients, shortcuts, costs."""
 import matplotlib.pyplot as plt
 import pytest
 import torch
 from torch import nn
 
-from course_lib import blockmath as bm
+from course_lib.lessons import residual_block as bm
 from course_lib.counting import count_macs
 from course_lib.models import BasicBlock, Bottleneck, ConvPair, ResBlock, count_params, resnet18
 

@@ -1,10 +1,10 @@
-"""Tests for course_lib.claims (notebook 04): the blog's table, seed spread, diagnosis, verdicts, figures, README."""
+"""Tests for course_lib.lessons.cnn_vs_resnet.claims (notebook 04): the blog's table, seed spread, diagnosis, verdicts, figures, README."""
 from __future__ import annotations
 
 import pytest
 
-from course_lib import claims
-from course_lib import comparison as cmp
+from course_lib.lessons.cnn_vs_resnet import claims
+from course_lib.lessons.cnn_vs_resnet import protocol as cmp
 
 
 def _fake(curves: dict[str, list[list[float]]], accs: dict[str, list[list[float]]] | None = None) -> dict:

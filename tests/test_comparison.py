@@ -1,4 +1,4 @@
-"""Tests for course_lib.comparison (notebook 04): the result format, the readings, the verdict, the init variants."""
+"""Tests for course_lib.lessons.cnn_vs_resnet.protocol (notebook 04): the result format, the readings, the verdict, the init variants."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from course_lib import comparison as cmp
+from course_lib.lessons.cnn_vs_resnet import protocol as cmp
 from course_lib.data import load_data
 from course_lib.errors import ConfigError
 from course_lib.exercises import nb04

@@ -1,4 +1,4 @@
-"""Tests for course_lib.degradation (notebook 01) and its exercise checks. CPU, no network, < 60 s."""
+"""Tests for course_lib.lessons.degradation (notebook 01) and its exercise checks. CPU, no network, < 60 s."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-import course_lib.degradation as D
+import course_lib.lessons.degradation as D
 from course_lib.__main__ import main
 from course_lib.errors import ConfigError
 from course_lib.exercises import nb01

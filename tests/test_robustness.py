@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib import paths
+from course_lib import locations as paths
 from course_lib.exercises import Report, StudentCodeError, student_call
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,10 +1,10 @@
-"""Tests for course_lib.shuffling (notebook 04, section 6): orders and the shuffle experiment."""
+"""Tests for course_lib.lessons.cnn_vs_resnet.shuffling (notebook 04, section 6): orders and the shuffle experiment."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from course_lib import shuffling as shf
+from course_lib.lessons.cnn_vs_resnet import shuffling as shf
 from course_lib.errors import ConfigError
 
 

@@ -1,10 +1,10 @@
-"""Tests for course_lib.speed (notebook 04, section 7) on this machine: devices, speed ratios, the plot."""
+"""Tests for course_lib.lessons.speed.pipelines (notebook 04, section 7) on this machine: devices, speed ratios, the plot."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from course_lib import speed
+from course_lib.lessons.speed import pipelines as speed
 from course_lib.training import mps_available
 
 

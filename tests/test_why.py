@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import ConfigError, plain_net, residual_net, seed_everything, why
+from course_lib import ConfigError, plain_net, residual_net, seed_everything
+from course_lib.lessons.why_residuals_work import experiments as why
 from course_lib.data import Data, DataInfo
 from course_lib.exercises import nb05
-from course_lib.landscape import (filter_normalize, loss_at, loss_surface, plot_contours, plot_slices_1d,
+from course_lib.lessons.why_residuals_work.landscape import (filter_normalize, loss_at, loss_surface, plot_contours, plot_slices_1d,
                                   random_direction, summarise_surface)
-from course_lib.lesion import (blocks_deleted, gradient_by_path_length, lesion_accuracy, lesion_explorer,
+from course_lib.lessons.why_residuals_work.lesion import (blocks_deleted, gradient_by_path_length, lesion_accuracy, lesion_explorer,
                                lesion_table, path_length_counts, plot_lesion_choice, plot_path_lengths,
                                plot_random_deletions, plot_single_deletions, random_block_sets, single_deletions)
 

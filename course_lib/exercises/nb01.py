@@ -1,7 +1,7 @@
 """Checks for notebook 01 (the degradation problem).
 
 Exercise 1 -- write ``layer_gradient_norms(model, images, labels)``, the measurement
-behind the gradient-flow plot, and check it against :func:`course_lib.degradation.gradient_norms`.
+behind the gradient-flow plot, and check it against :func:`course_lib.lessons.degradation.gradient_norms`.
 
 Exercise 2 -- three mystery gradient-flow curves A, B, C: say which net made which.
 """
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..degradation import digit_batch, gradient_norms, input_to_output_ratio, net_label
+from ..lessons.degradation import digit_batch, gradient_norms, input_to_output_ratio, net_label
 from ..models import plain_net, residual_net
 from ..plots import save_figure
 from ..training import seed_everything

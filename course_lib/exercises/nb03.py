@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from ..architecture import GrownResNet, compare_outputs, stage_layout
+from ..lessons.building_resnets import GrownResNet, compare_outputs, stage_layout
 from ..errors import ConfigError
 from ..models import count_params
 from . import Report, StudentCodeError, student_call

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ..landscape import filter_normalize
+from ..lessons.why_residuals_work.landscape import filter_normalize
 from . import Report, StudentCodeError, student_call
 
 

@@ -5,9 +5,9 @@ the same model on each; :func:`speed_ratios` measures each option of
 :data:`SPEED_OPTIONS` (data on the device, AMP, channels_last, cudnn.benchmark,
 torch.compile) side by side with its baseline, as a ratio, and skips with a reason the
 options this device cannot use. Sizes come from the profile's row of
-:data:`course_lib.comparison.SETTINGS`. The plot saves to ``figures/04_speed.png``.
+:data:`course_lib.lessons.cnn_vs_resnet.protocol.SETTINGS`. The plot saves to ``figures/04_speed.png``.
 For the full benchmark of the two data pipelines against the model's own cost, see
-:mod:`course_lib.bench`.
+:mod:`course_lib.lessons.speed.bench`.
 """
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from typing import Iterable
 
 import torch
 
-from .comparison import BLOG_PROTOCOL, MODELS, settings_for
-from .data import Data, blog_loader
-from .models import build_model
-from .profiles import Profile, get_profile
-from .results import describe, make_meta
-from .training import mps_available, pick_device, seed_everything, sync_device, train_step
+from ..cnn_vs_resnet.protocol import BLOG_PROTOCOL, MODELS, settings_for
+from ...data import Data, blog_loader
+from ...models import build_model
+from ...profiles import Profile, get_profile
+from ...results import describe, make_meta
+from ...training import mps_available, pick_device, seed_everything, sync_device, train_step
 
 
 def list_devices() -> list[dict]:
@@ -151,7 +151,7 @@ def speed_ratios(data: Data, device: str | torch.device = "auto", profile: Profi
     """Each speed option measured side by side with its baseline on ``device``, as a ratio.
 
     Baseline and variant are trained alternately, ``speed_rounds`` x ``speed_steps`` steps
-    each (from :data:`course_lib.comparison.SETTINGS`), after a warm-up; the ratio is variant / baseline of the
+    each (from :data:`course_lib.lessons.cnn_vs_resnet.protocol.SETTINGS`), after a warm-up; the ratio is variant / baseline of the
     median images/s (> 1: the option is faster). Options the device cannot use are
     skipped with a printed line; an option that fails (e.g. no compiler) is reported, never raised.
 
@@ -206,7 +206,7 @@ def plot_speed(result: dict, name: str | None = "04_speed"):
     """Speed-up of each option over its baseline (bars; skipped options are listed as such)."""
     import matplotlib.pyplot as plt
 
-    from .plots import finish_figure
+    from ...plots import finish_figure
 
     rows = result["rows"]
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(rows)))

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from matplotlib.patches import Circle, FancyBboxPatch
 from torch import Tensor, nn
 
-from .counting import format_table, layer_table
-from .errors import ConfigError
-from .models import conv1x1, conv3x3, count_params
-from .plots import finish_figure, save_figure
+from ..counting import format_table, layer_table
+from ..errors import ConfigError
+from ..models import conv1x1, conv3x3, count_params
+from ..plots import finish_figure, save_figure
 
 # --------------------------------------------------------------------------- summaries
 
@@ -303,7 +303,7 @@ def torchvision_parity(depth: int, input_size: tuple = (3, 224, 224), batch: int
     """Build torchvision's ResNet-``depth`` (random init, no download) and ours; copy theirs into ours; compare."""
     import torchvision
 
-    from . import models
+    from .. import models
 
     if depth not in models.RESNET_LAYOUTS:
         raise ConfigError(f"no ResNet-{depth}; valid depths are {sorted(models.RESNET_LAYOUTS)}")
@@ -331,7 +331,7 @@ def shape_trace_table(models: dict[str, nn.Module], input_size: tuple = (1, 28, 
 def digit_variant(width_divisor: int = 1) -> nn.Module:
     """ResNet-18 for 28x28 digits: ``build_model("resnet18")`` at full width, else a :class:`GrownResNet`
     with every stage ``width_divisor`` times narrower (same depth, same 3x3 stem, no max-pool)."""
-    from .models import build_model
+    from ..models import build_model
 
     if width_divisor == 1:
         return build_model("resnet18")
@@ -398,8 +398,8 @@ def train_digit_models(data, settings: dict, device: str | torch.device = "auto"
     ``settings``: a row of :data:`DIGIT_TRAINING` (``width_divisor``, ``train``, ``test``, ``epochs``).
     Returns ``{label: History}``; BatchNorm statistics are recomputed before each evaluation.
     """
-    from .models import BlogResNet
-    from .training import fit, seed_everything
+    from ..models import BlogResNet
+    from ..training import fit, seed_everything
 
     subset = data.subset(settings["train"], settings["test"], seed=seed)
     runs = {}
@@ -554,7 +554,7 @@ def draw_blog_resnet(name: str | None = "03_blog_resnet"):
     layer("Linear 735 -> 245", "fc", "245")
     layer("ReLU", "relu")
     layer("Linear 245 -> 10", "fc", "10 logits")
-    from .models import BlogResNet
+    from ..models import BlogResNet
 
     ax.set_title(f"The blog's ResNet (BlogResNet, {count_params(BlogResNet()):,} parameters): layers and output shapes",
                  fontsize=10)

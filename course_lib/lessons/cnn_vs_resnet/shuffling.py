@@ -14,13 +14,13 @@ from dataclasses import replace
 
 import torch
 
-from .comparison import BLOG_PROTOCOL, MODELS
-from .data import Data
-from .errors import ConfigError
-from .models import build_model
-from .profiles import Profile, get_profile
-from .results import describe, make_meta
-from .training import fit, pick_device, seed_everything
+from .protocol import BLOG_PROTOCOL, MODELS
+from ...data import Data
+from ...errors import ConfigError
+from ...models import build_model
+from ...profiles import Profile, get_profile
+from ...results import describe, make_meta
+from ...training import fit, pick_device, seed_everything
 
 
 def order_report(labels: torch.Tensor, batch_size: int = 64) -> dict:
@@ -112,7 +112,7 @@ def plot_shuffle(result: dict, name: str | None = "04_shuffle"):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from .plots import finish_figure
+    from ...plots import finish_figure
 
     fig, (ax_acc, ax_pred) = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / max(len(result["conditions"]), 1)

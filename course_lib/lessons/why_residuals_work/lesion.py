@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import ConfigError
-from .plots import save_figure
-from .training import evaluate, recompute_bn_stats
+from ...errors import ConfigError
+from ...plots import save_figure
+from ...training import evaluate, recompute_bn_stats
 
 CHANCE = 0.10  # ten classes
 COLORS = {"plain": "tab:red", "residual": "tab:blue"}
@@ -251,7 +251,7 @@ def plot_single_deletions(result: dict, name: str | None = "05_single_deletions"
     """One bar chart per net: test accuracy with each block deleted alone.
 
     ``result``: ``{kind: {"intact": acc, "single": [acc per block], "single_bn": [...] or None}}``
-    for kind in ``plain``, ``residual`` (as returned by ``course_lib.why.run_lesion_study``).
+    for kind in ``plain``, ``residual`` (as returned by ``course_lib.lessons.why_residuals_work.experiments.run_lesion_study``).
     """
     kinds = [k for k in ("plain", "residual") if k in result]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3.6), sharey=True, squeeze=False)

@@ -6,7 +6,7 @@ protocol (compile warm-up and the per-epoch evaluation on 10k test images includ
 final test accuracy; `--paths fast,plain` also runs the plain fp32 path (no AMP, no channels_last, no compile) for
 the accuracy comparison. Goal (issue 7): fast path < 60 s on one H100, at the plain path's accuracy.
 
-    python -m course_lib.gpu_protocol --dataset fashion --paths fast,plain --out gpu_protocol.json [--epochs 30]
+    python -m course_lib.lessons.speed.gpu_protocol --dataset fashion --paths fast,plain --out gpu_protocol.json [--epochs 30]
 
 Not yet run on a GPU (issue 7): prepared for the first session that is lent one.
 """
@@ -17,7 +17,7 @@ import time
 import torch
 
 from course_lib import build_model, fit, load_data, pick_device, seed_everything
-from course_lib.bench import BLOG_FIT_KWARGS, fast_fit_kwargs
+from course_lib.lessons.speed.bench import BLOG_FIT_KWARGS, fast_fit_kwargs
 
 
 def run(data, dev, kwargs, epochs, seed):

@@ -34,10 +34,10 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from .data import Data, load_data
-from .errors import ConfigError, CourseError
-from .models import build_model
-from .training import fit, pick_device, seed_everything, sync_device, train_step
+from ...data import Data, load_data
+from ...errors import ConfigError, CourseError
+from ...models import build_model
+from ...training import fit, pick_device, seed_everything, sync_device, train_step
 
 BLOG_FIT_KWARGS = dict(channels_last=False, amp=False, compile=False)  # the blog: plain fp32, eager
 

@@ -1,4 +1,4 @@
-"""Reading a result of :func:`course_lib.comparison.run_compare` against the blog's claims (notebook 04).
+"""Reading a result of :func:`course_lib.lessons.cnn_vs_resnet.protocol.run_compare` against the blog's claims (notebook 04).
 
 * the blog's table (:func:`blog_table`: epochs 10/20/30, or the same fractions of a
   shorter run) with our mean and spread over seeds next to its claims;
@@ -16,7 +16,7 @@ import math
 import statistics
 from typing import Sequence
 
-from .results import describe, load_result
+from ...results import describe, load_result
 
 # What the blog claims at epoch 30 on full MNIST (train loss, test accuracy).
 BLOG_CLAIMS = {
@@ -322,7 +322,7 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = ""):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from .plots import finish_figure
+    from ...plots import finish_figure
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for model, runs in _by_model(result).items():
@@ -348,7 +348,7 @@ def plot_claims(result: dict, name: str | None = "04_blog_claims"):
     """Final train loss and test accuracy per model (mean, min-max over seeds) next to the blog's claims."""
     import matplotlib.pyplot as plt
 
-    from .plots import finish_figure
+    from ...plots import finish_figure
 
     spread = seed_spread(result)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))

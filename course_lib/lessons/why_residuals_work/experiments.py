@@ -4,7 +4,7 @@ Data flows one way, as everywhere in the course::
 
     profile -> SETTINGS row -> trained_pair (fit, or load the checkpoints in results/)
             -> run_lesion_study / run_paths / run_landscape (plain dicts, saved as results/05_*.json)
-            -> the plot functions of course_lib.lesion and course_lib.landscape (figures/05_*.png)
+            -> the plot functions of course_lib.lessons.why_residuals_work.lesion and course_lib.lessons.why_residuals_work.landscape (figures/05_*.png)
 
 The plain net and the residual net are twins: the same depth, the same layers and
 the same initial weights (the same seed); only the identity skips differ.
@@ -18,15 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import Data
+from ...data import Data
 from .landscape import loss_surface, random_direction, summarise_surface
 from .lesion import (gradient_by_path_length, lesion_accuracy, mean_by_block, n_blocks, random_block_sets,
                      random_deletions, single_deletions)
-from .models import plain_net, residual_net
-from .paths import display_path, results_dir
-from .profiles import Profile, get_profile
-from .results import make_meta
-from .training import History, fit, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from ...models import plain_net, residual_net
+from ...locations import display_path, results_dir
+from ...profiles import Profile, get_profile
+from ...results import make_meta
+from ...training import History, fit, load_checkpoint, pick_device, save_checkpoint, seed_everything
 
 # Sizes per profile. depth: the lesion and landscape twins ((depth - 2) / 2 blocks);
 # paths_depth: the residual net whose 2^n paths are enumerated (small n).
@@ -155,7 +155,7 @@ def run_lesion_study(models: dict[str, nn.Module], data: Data, profile: Profile 
 def run_paths(model: nn.Module, data: Data, profile: Profile | str | None = None, device="auto") -> dict:
     """Gradient per path length for a trained residual net, on ``path_images`` training images (seeded sample).
 
-    Returns :func:`course_lib.lesion.gradient_by_path_length`'s dict plus ``seconds`` and ``meta``.
+    Returns :func:`course_lib.lessons.why_residuals_work.lesion.gradient_by_path_length`'s dict plus ``seconds`` and ``meta``.
     """
     prof, s = _profile(profile), settings(profile)
     dev = pick_device(device, verbose=False)

@@ -12,8 +12,8 @@ returns a JSON-able dict::
 :func:`combine` puts the runs of several results side by side, and :func:`signal_at_init`
 shows why a plain stack stalls. Reading a result against the blog's claims (its table,
 the spread over seeds, slow start or degradation, the verdicts, the figures) is
-:mod:`course_lib.claims`; the missing shuffle is measured in :mod:`course_lib.shuffling`,
-the GPU section's devices and speed options in :mod:`course_lib.speed`.
+:mod:`course_lib.lessons.cnn_vs_resnet.claims`; the missing shuffle is measured in :mod:`course_lib.lessons.cnn_vs_resnet.shuffling`,
+the GPU section's devices and speed options in :mod:`course_lib.lessons.speed.pipelines`.
 """
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .data import Data, load_data
-from .errors import ConfigError
-from .models import build_model, count_params
-from .profiles import Profile, get_profile
-from .results import make_meta
-from .training import fit, pick_device, seed_everything
+from ...data import Data, load_data
+from ...errors import ConfigError
+from ...models import build_model, count_params
+from ...profiles import Profile, get_profile
+from ...results import make_meta
+from ...training import fit, pick_device, seed_everything
 
-# The blog's protocol (its claims are in course_lib.claims).
+# The blog's protocol (its claims are in course_lib.lessons.cnn_vs_resnet.claims).
 BLOG_PROTOCOL = {"batch_size": 64, "lr": 0.1, "optimizer": "SGD (momentum 0, weight decay 0)", "epochs": 30}
 MODELS = {"BlogCNN": "blog-cnn", "BlogPlain": "blog-plain", "BlogResNet": "blog-resnet"}
 # The same architectures with the other initialisation (course_lib.models.apply_init), for the

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .counting import count_macs
-from .models import BasicBlock, Bottleneck, DepthNet, conv1x1, conv3x3, count_params, plain_net, residual_net
-from .plots import finish_figure
+from ..counting import count_macs
+from ..models import BasicBlock, Bottleneck, DepthNet, conv1x1, conv3x3, count_params, plain_net, residual_net
+from ..plots import finish_figure
 
 # --------------------------------------------------------------------------- the blog's two blocks
 

@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import Data, load_data
-from .errors import ConfigError
-from .models import ConvPair, DepthNet, plain_net, residual_net
-from .plots import finish_figure
-from .results import make_meta
-from .training import evaluate, fit, pick_device, recompute_bn_stats, seed_everything
+from ..data import Data, load_data
+from ..errors import ConfigError
+from ..models import ConvPair, DepthNet, plain_net, residual_net
+from ..plots import finish_figure
+from ..results import make_meta
+from ..training import evaluate, fit, pick_device, recompute_bn_stats, seed_everything
 
 # The protocol, the same in every profile (measured to show degradation clearly on the sample):
 # SGD at a constant lr of 0.1 without momentum (issue 3's feasibility study saw momentum 0.9 at this
@@ -65,7 +65,7 @@ BUILDERS: dict[str, Callable[..., DepthNet]] = {"plain": plain_net, "residual": 
 
 def settings(profile) -> dict:
     """This module's row of :data:`SETTINGS` for ``profile`` (a Profile or its name)."""
-    from .profiles import get_profile
+    from ..profiles import get_profile
 
     prof = profile if hasattr(profile, "pick") else get_profile(profile)
     return prof.pick(SETTINGS)
@@ -224,7 +224,7 @@ def run_sweep(profile, seeds: int | None = None, verbose: bool = True, device: s
     final_train_loss, test_acc, curve}`` per net), ``final_train_loss_definition`` and
     ``meta`` (what it was measured on: see :func:`course_lib.results.make_meta`).
     """
-    from .profiles import get_profile
+    from ..profiles import get_profile
 
     prof = profile if hasattr(profile, "pick") else get_profile(profile)
     cfg = settings(prof)["sweep"]

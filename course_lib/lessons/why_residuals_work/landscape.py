@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import ConfigError
-from .plots import finish_figure, save_figure
+from ...errors import ConfigError
+from ...plots import finish_figure, save_figure
 
 COLORS = {"plain": "tab:red", "residual": "tab:blue"}
 

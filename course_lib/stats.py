@@ -1,0 +1,93 @@
+"""The course's statistics: a confidence interval for a test accuracy, and the rule for calling a difference real.
+
+A test accuracy measured on n images is a binomial proportion; its 95% Wilson interval says how far the true
+accuracy could be from it because only n images were tested. Different seeds say how far a *training run* could
+be from another. The course calls a difference between two models **real** only when:
+
+1. each model was trained with at least 3 seeds (one seed is never evidence);
+2. a two-sided Welch t-test on the per-seed final accuracies gives p < 0.05, so that two equally good models are
+   called different in at most 5% of comparisons (the rule's false-positive rate, assuming roughly normal seed
+   noise);
+3. the difference of the means is larger than the half-width of the 95% Wilson interval of either accuracy, so the
+   test set is big enough to resolve it.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+from .errors import ConfigError
+
+Z95 = 1.959963984540054  # the normal quantile for a two-sided 95% interval
+ALPHA = 0.05             # the rule's false-positive rate
+MIN_SEEDS = 3
+
+
+def wilson_interval(correct: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval ``(low, high)`` for ``correct`` successes out of ``total`` (95% by default).
+
+    ``wilson_interval(960, 1000)`` is about ``(0.946, 0.970)``.
+    """
+    if total <= 0 or not 0 <= correct <= total:
+        raise ConfigError(f"wilson_interval needs 0 <= correct <= total and total > 0, got {correct}/{total}")
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_interval(accuracy: float, total: int) -> tuple[float, float]:
+    """The 95% Wilson interval of an accuracy (a fraction) measured on ``total`` test images."""
+    return wilson_interval(round(accuracy * total), total)
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation over seeds (sd is 0.0 for a single value)."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ConfigError("mean_sd needs at least one value")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t-test for equal means of ``a`` and ``b`` (each at least 2 values)."""
+    if len(a) < 2 or len(b) < 2:
+        raise ConfigError("Welch's t-test needs at least 2 values per group")
+    from scipy import stats as _st
+
+    ma, sa = mean_sd(a)
+    mb, sb = mean_sd(b)
+    if sa == 0 and sb == 0:
+        return 1.0 if ma == mb else 0.0
+    return float(_st.ttest_ind(list(a), list(b), equal_var=False).pvalue)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of :func:`compare_accuracies`: ``real`` and the numbers behind it, with a sentence."""
+
+    real: bool
+    difference: float        # mean(a) - mean(b), as a fraction
+    p_value: float | None    # None when there were too few seeds to test
+    half_width: float        # the larger 95% Wilson half-width of the two means
+    reason: str
+
+
+def compare_accuracies(a: Sequence[float], b: Sequence[float], n_test: int) -> Verdict:
+    """Apply the course's rule to per-seed final test accuracies ``a`` and ``b`` (fractions) on ``n_test`` images."""
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    half = max((hi - lo) / 2 for lo, hi in (accuracy_interval(statistics.fmean(v), n_test) for v in (a, b)))
+    if min(len(a), len(b)) < MIN_SEEDS:
+        return Verdict(False, diff, None, half,
+                       f"not evidence: {min(len(a), len(b))} seed(s); the rule needs at least {MIN_SEEDS} per model")
+    p = welch_p_value(a, b)
+    if p >= ALPHA:
+        return Verdict(False, diff, p, half, f"within seed noise (Welch p = {p:.2f} >= {ALPHA})")
+    if abs(diff) <= half:
+        return Verdict(False, diff, p, half, f"too small for the test set: {100 * abs(diff):.1f} points is inside "
+                                             f"the ±{100 * half:.1f}-point Wilson interval")
+    return Verdict(True, diff, p, half, f"a real difference (Welch p = {p:.3f} < {ALPHA}; {100 * abs(diff):.1f} "
+                                        f"points > ±{100 * half:.1f}-point Wilson interval)")
