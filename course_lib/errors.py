@@ -1,4 +1,8 @@
-"""The course's own errors. Each message names the problem and the fix."""
+"""The course's own errors. Each message names the problem and the fix.
+
+The command line prints a :class:`CourseError` as one line and exits with code 2; a notebook shows it without a
+long traceback into ``course_lib``. Library bugs stay ordinary Python exceptions.
+"""
 
 
 class CourseError(Exception):
@@ -6,7 +10,7 @@ class CourseError(Exception):
 
 
 class ConfigError(CourseError, ValueError):
-    """An unknown name or a bad setting (profile, dataset, model, device, lr...)."""
+    """An unknown name or a bad setting (profile, dataset, model, device, lr, an output path...)."""
 
 
 class DataError(CourseError):
@@ -19,3 +23,7 @@ class DeviceError(CourseError, RuntimeError):
 
 class CheckpointError(CourseError):
     """A checkpoint does not match the model it is loaded into, or is unreadable."""
+
+
+class ResultError(CourseError):
+    """A saved result (``results/NAME.json``) is truncated, corrupt or does not hold what a result holds."""

@@ -1,23 +1,24 @@
-"""Every network in the course.
+"""Every network in the course, and what all its residual blocks share.
 
-* The blog's three digit models: :class:`BlogResNet` (its ResNet, exactly),
-  :class:`BlogPlain` (the same layers with the two skips removed) and
-  :class:`BlogCNN` (its "traditional CNN", adapted to 1x28x28 digits and started
-  from He initialisation, without which it never learns; see its docstring).
-* The depth family for the degradation study: :func:`plain_net` and
-  :func:`residual_net`, identical layers that differ only in the identity skips.
-* The reference ResNets, written like torchvision's ``models/resnet.py`` and
-  parameter-for-parameter equal to it: :class:`BasicBlock`, :class:`Bottleneck`,
-  :class:`ResNet` and ``resnet18`` ... ``resnet152``.
+* The blog's digit models: :class:`BlogResNet` (exactly its ResNet), :class:`BlogPlain` (without the two
+  skips) and :class:`BlogCNN` (its "traditional CNN", adapted to digits; see its docstring).
+* The depth family of the degradation study: :func:`plain_net` and :func:`residual_net`.
+* The reference ResNets, parameter-for-parameter torchvision's: :class:`BasicBlock`, :class:`Bottleneck`,
+  :class:`ResNet`, ``resnet18`` ... ``resnet152``.
+* One home for what every block shares (the teaching blocks of notebooks 02 and 03 too): the shortcut rule
+  (:func:`needs_projection`, :func:`shortcut`), the residual branch (each block's ``f``; :class:`BasicBranch`)
+  and the identity at initialisation (:func:`zero_init_last_bn`).
+* :data:`MODEL_REGISTRY`: each model's CLI name (``blog-resnet``) and display name (``BlogResNet``, used by
+  results, figures and tables). :func:`build_model` takes either and records ``model.spec`` for checkpoints.
 
-Every digit model takes images exactly as :func:`course_lib.data.load_data`
-returns them: ``N x 1 x 28 x 28`` in [0, 1], and returns ``N x 10`` logits.
-:func:`build_model` builds any of them by its CLI name and records that name and
-its arguments in ``model.spec`` so that a checkpoint can rebuild it.
+Digit models take ``N x 1 x 28 x 28`` images in [0, 1] (as :func:`course_lib.data.load_data` returns them)
+and return ``N x 10`` logits.
 """
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -26,15 +27,71 @@ from torch import Tensor, nn
 
 from .errors import ConfigError
 
+# --------------------------------------------------------------------------- what every block shares
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding, no bias (a BatchNorm follows)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution, no bias."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+def needs_projection(in_planes: int, out_planes: int, stride: int = 1) -> bool:
+    """The shortcut rule: a projection exactly where the block changes the shape (a stride other than 1, or
+    new channels), since f(x) + x cannot be added there; everywhere else the free identity."""
+    return stride != 1 or in_planes != out_planes
+
+
+def projection_shortcut(in_planes: int, out_planes: int, stride: int = 1) -> nn.Sequential:
+    """He et al.'s option B, torchvision's ``downsample``: 1x1 conv with ``stride`` + BatchNorm.
+    ``N x in_planes x H x W -> N x out_planes x ceil(H/stride) x ceil(W/stride)``."""
+    return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
+
+
+def shortcut(in_planes: int, out_planes: int, stride: int = 1) -> nn.Sequential | None:
+    """Every block's shortcut: None (the identity) where the shape is kept, else a :func:`projection_shortcut`."""
+    return projection_shortcut(in_planes, out_planes, stride) if needs_projection(in_planes, out_planes, stride) else None
+
+
+class BasicBranch(nn.Module):
+    """Base of the blocks with a basic block's residual branch (they create conv1, bn1, conv2, bn2): its
+    :meth:`f`, written once for :class:`BasicBlock`, :class:`ConvPair` and notebook 03's grown blocks."""
+
+    last_bn_name = "bn2"  # the BatchNorm that zero_init_last_bn zeroes
+
+    def f(self, x: Tensor) -> Tensor:
+        """The residual branch ``bn2(conv2(relu(bn1(conv1(x)))))``: the block without its shortcut and last relu."""
+        # torchvision's blocks call their ReLU module; so do ours that have one, so layer tables match theirs
+        relu = self.relu if "relu" in self._modules else F.relu
+        return self.bn2(self.conv2(relu(self.bn1(self.conv1(x)))))
+
+
+def zero_init_last_bn(block: nn.Module) -> nn.Module:
+    """Set gamma of the last BatchNorm of ``block``'s residual branch (named by its ``last_bn_name``) to 0.
+
+    In place; returns ``block``. Then f(x) = 0 exactly and the block computes ``relu(x + 0)``, the identity
+    on x >= 0, so a deep net starts as a shallow one (torchvision's ``zero_init_residual``).
+    """
+    name = getattr(block, "last_bn_name", None)
+    last = block.get_submodule(name) if name else None
+    if not isinstance(last, nn.BatchNorm2d):
+        raise ConfigError(f"{type(block).__name__} has no BatchNorm at the end of its residual branch to zero "
+                          f"(last_bn_name = {name!r}). Fix: build the block with BatchNorm, or zero its last conv.")
+    with torch.no_grad():
+        last.weight.zero_()
+    return block
+
+
 # --------------------------------------------------------------------------- the blog's models
 
 
 class ResBlock(nn.Module):
-    """The blog's residual block: ``relu(x + conv2(relu(conv1(x))))``.
-
-    conv1: ``channels -> 30``, 5x5; conv2: ``30 -> channels``, 3x3; both padded so
-    f(x) has the shape of x. ``skip=False`` gives the plain twin ``relu(f(x))``.
-    """
+    """The blog's residual block: ``relu(x + f(x))``, f = conv2(relu(conv1(x))), conv1 ``channels -> 30`` 5x5 and
+    conv2 ``30 -> channels`` 3x3, both padded to keep x's shape. ``skip=False``: the plain twin ``relu(f(x))``."""
 
     def __init__(self, channels: int, skip: bool = True):
         super().__init__()
@@ -42,8 +99,12 @@ class ResBlock(nn.Module):
         self.conv1 = nn.Conv2d(channels, 30, kernel_size=5, padding=2)
         self.conv2 = nn.Conv2d(30, channels, kernel_size=3, padding=1)
 
+    def f(self, x: Tensor) -> Tensor:
+        """The residual branch ``conv2(relu(conv1(x)))``, the shape of x."""
+        return self.conv2(F.relu(self.conv1(x)))
+
     def forward(self, x: Tensor) -> Tensor:
-        out = self.conv2(F.relu(self.conv1(x)))
+        out = self.f(x)
         return F.relu(x + out) if self.skip else F.relu(out)
 
 
@@ -73,19 +134,13 @@ class BlogResNet(nn.Module):
         apply_init(self, init)  # the blog's: PyTorch's default
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.rblock1(x)
-        x = self.pool(F.relu(self.conv2(x)))
-        x = self.rblock2(x)
-        x = torch.flatten(x, 1)
-        return self.fc2(F.relu(self.fc1(x)))
+        x = self.rblock1(self.pool(F.relu(self.conv1(x))))
+        x = self.rblock2(self.pool(F.relu(self.conv2(x))))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
 
 class BlogPlain(BlogResNet):
-    """:class:`BlogResNet` with its two skips removed: the same layers and parameters.
-
-    The controlled comparison: any difference from BlogResNet is due to the skips alone.
-    """
+    """:class:`BlogResNet` without its two skips, the same layers: any difference is due to the skips alone."""
 
     skip = False
 
@@ -93,25 +148,18 @@ class BlogPlain(BlogResNet):
 class BlogCNN(nn.Module):
     """The blog's "traditional CNN", adapted to 1x28x28 digits and 10 classes.
 
-    The blog wrote it for 3x32x32 images and 20 classes, so it cannot run on MNIST
-    as printed. We keep its channel plan (3->8->8, 8->16->32->32, 32->16->32->32,
-    32->256->256, then a linear layer) and change only what the input forces:
+    The blog wrote it for 3x32x32 images and 20 classes. We keep its channel plan (3->8->8, 8->16->32->32,
+    32->16->32->32, 32->256->256, then a linear layer) and change only what the input forces: 1 input
+    channel; 3x3 convs padded so only the three 2x2 max-pools shrink the map (28 -> 14 -> 7 -> 3); the
+    32->256 conv 3x3 without padding (3x3 -> 1x1; the blog's 4x4 map needed 4x4), 256->256 a 1x1 conv;
+    10 classes instead of 20.
 
-    * the first conv takes 1 channel instead of 3 (grey digits, not RGB);
-    * all 3x3 convs are padded (``padding=1``) so only the three 2x2 max-pools
-      shrink the map: 28 -> 14 -> 7 -> 3 (32x32 input would give 16 -> 8 -> 4);
-    * the 32->256 conv uses a 3x3 kernel without padding so the 3x3 map becomes
-      1x1 (the blog's 4x4 map needed 4x4), and 256->256 is a 1x1 conv;
-    * the final linear layer maps 256 features to 10 classes instead of 20.
-
-    One more departure, for a measured reason: the weights start from **He
-    initialisation** (``init="he"``, the default here), not PyTorch's default. With
-    PyTorch's default init this stack of ten ReLU convs without BatchNorm passes almost
-    no signal at the start (its logits vary across images by ~1e-5), and under the
-    blog's protocol (SGD lr 0.1, no momentum) it sits at the chance loss ln 10 for all
-    30 epochs: it never learns, so it could not produce the blog's 97%. He init keeps
-    the signal's size through the ReLUs, and the same net then trains from epoch 1.
-    ``BlogCNN(init="pytorch")`` builds the stalling version (notebook 04 shows both).
+    One more departure, for a measured reason: **He initialisation** (``init="he"``, the default here).
+    With PyTorch's default init this stack of ten ReLU convs without BatchNorm passes almost no signal at
+    the start (its logits vary across images by ~1e-5), and under the blog's protocol (SGD lr 0.1, no
+    momentum) it sits at the chance loss ln 10 for all 30 epochs: it never learns. He init keeps the
+    signal's size through the ReLUs, and the same net trains from epoch 1. ``BlogCNN(init="pytorch")``
+    builds the stalling version (notebook 04 shows both).
     """
 
     def __init__(self, init: str = "he"):
@@ -143,10 +191,8 @@ INITS = ("pytorch", "he")
 def apply_init(model: nn.Module, init: str) -> nn.Module:
     """Initialise ``model``'s conv and linear layers in place; returns it.
 
-    ``pytorch``: leave PyTorch's default (Kaiming-uniform with a = sqrt(5), i.e. weights
-    ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)): each ReLU layer shrinks the signal).
-    ``he``: He et al. (2015) for ReLU nets, weights ~ N(0, 2/fan_in), biases 0: the
-    signal keeps its size from layer to layer.
+    ``pytorch``: leave PyTorch's default (weights ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)): each ReLU layer
+    shrinks the signal). ``he``: He et al. (2015), weights ~ N(0, 2/fan_in), biases 0: the size is kept.
     """
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
@@ -162,12 +208,10 @@ def apply_init(model: nn.Module, init: str) -> nn.Module:
 # --------------------------------------------------------------------------- the depth family
 
 
-class ConvPair(nn.Module):
-    """Two 3x3 conv layers of the body, with or without an identity skip around them.
+class ConvPair(BasicBranch):
+    """Two 3x3 convs of the body: ``relu(f(x) + x)`` when ``residual``, else ``relu(f(x))``; the same parameters.
 
-    ``conv-bn-relu-conv-bn``, then ``+ x`` when ``residual``, then relu. Without
-    BatchNorm the convs carry a bias instead. The plain and residual versions
-    have exactly the same layers and parameters.
+    Without BatchNorm the convs carry a bias instead (and bn1, bn2 are identities).
     """
 
     def __init__(self, width: int, batch_norm: bool = True, residual: bool = False):
@@ -177,10 +221,6 @@ class ConvPair(nn.Module):
         self.bn1 = nn.BatchNorm2d(width) if batch_norm else nn.Identity()
         self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=not batch_norm)
         self.bn2 = nn.BatchNorm2d(width) if batch_norm else nn.Identity()
-
-    def f(self, x: Tensor) -> Tensor:
-        """The residual function f(x), before the skip and the last relu."""
-        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.f(x)
@@ -203,16 +243,13 @@ class DepthNet(nn.Module):
         if depth < 2 or depth % 2:
             raise ConfigError(f"depth must be an even number >= 2 (1 stem conv + pairs of 3x3 convs + 1 linear), got {depth}")
         self.depth, self.width, self.residual = depth, width, residual
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, width, 4, stride=4, bias=not batch_norm),
-            nn.BatchNorm2d(width) if batch_norm else nn.Identity(),
-            nn.ReLU(),
-        )
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 4, stride=4, bias=not batch_norm),
+                                  nn.BatchNorm2d(width) if batch_norm else nn.Identity(), nn.ReLU())
         self.body = nn.Sequential(*[ConvPair(width, batch_norm, residual) for _ in range((depth - 2) // 2)])
         self.head = nn.Linear(width, 10)
         if zero_init_residual and batch_norm:
             for pair in self.body:
-                nn.init.zeros_(pair.bn2.weight)
+                zero_init_last_bn(pair)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.body(self.stem(x))
@@ -235,21 +272,10 @@ def residual_net(depth: int, width: int = 16, batch_norm: bool = True,
 # --------------------------------------------------------------------------- reference ResNets
 
 
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    """3x3 convolution with padding, no bias (a BatchNorm follows)."""
-    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+class BasicBlock(BasicBranch):
+    """Two 3x3 convs and a shortcut: ``relu(f(x) + shortcut(x))``, f = ``bn2(conv2(relu(bn1(conv1(x)))))``.
 
-
-def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    """1x1 convolution, no bias."""
-    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convs and a shortcut: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``.
-
-    ``downsample`` (a 1x1 conv + BN, He et al.'s option B) is given only where the
-    shape changes; otherwise the shortcut is the identity.
+    ``downsample``: None (the identity) or a projection where the shape changes, from :func:`shortcut`.
     """
 
     expansion = 1
@@ -266,35 +292,36 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.relu(self.f(x) + identity)
 
 
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3, 1x1 expand (x4), plus the shortcut; stride on the 3x3 as torchvision does."""
 
     expansion = 4
+    last_bn_name = "bn3"
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
-        width = planes
-        self.conv1 = conv1x1(inplanes, width)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = conv3x3(width, width, stride)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = conv1x1(width, planes * self.expansion)
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+    def f(self, x: Tensor) -> Tensor:
+        """The residual branch: 1x1 reduce, 3x3 (with the stride), 1x1 expand, each followed by BN; relu between."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.bn3(self.conv3(out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.f(x) + identity)
 
 
 Block = type[BasicBlock] | type[Bottleneck]
@@ -303,18 +330,16 @@ Block = type[BasicBlock] | type[Bottleneck]
 class ResNet(nn.Module):
     """He et al.'s ResNet, with torchvision's module names so state dicts are interchangeable.
 
-    ``small_input=True`` gives the variant for 28x28 digits: a 3x3 stride-1 stem
-    and no initial max-pool, so the 28x28 map is not cut to 7x7 before the first stage.
+    ``small_input=True``: the variant for 28x28 digits, a 3x3 stride-1 stem and no initial max-pool
+    (the map is not cut to 7x7 before the first stage).
     """
 
     def __init__(self, block: Block, layers: list[int], num_classes: int = 1000, in_channels: int = 3,
                  small_input: bool = False, zero_init_residual: bool = False):
         super().__init__()
         self.inplanes = 64
-        if small_input:
-            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        else:
-            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.conv1 = (nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False) if small_input
+                      else nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False))
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -333,19 +358,12 @@ class ResNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
         if zero_init_residual:  # each block starts as the identity
             for m in self.modules():
-                if isinstance(m, Bottleneck):
-                    nn.init.constant_(m.bn3.weight, 0)
-                elif isinstance(m, BasicBlock):
-                    nn.init.constant_(m.bn2.weight, 0)
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    zero_init_last_bn(m)
 
     def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        # The one place that decides the shortcut: a projection only where the shape changes.
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(
-                conv1x1(self.inplanes, planes * block.expansion, stride),
-                nn.BatchNorm2d(planes * block.expansion),
-            )
+        # only the first block of a stage can change the shape, so only it may need a projection
+        downsample = shortcut(self.inplanes, planes * block.expansion, stride)
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
@@ -413,37 +431,66 @@ def _with_spec(model: nn.Module, name: str, **kwargs) -> nn.Module:
     return model
 
 
-_FIXED: dict[str, Callable[[], nn.Module]] = {
-    "blog-resnet": BlogResNet,
-    "blog-cnn": BlogCNN,
-    "blog-plain": BlogPlain,
-}
-MODEL_NAMES = ("blog-resnet", "blog-cnn", "blog-plain", "plain-N", "residual-N",
-               "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the course under its two names, and how to build it."""
+
+    cli: str  # the command line's and the checkpoints' name, e.g. "blog-resnet"
+    display: str  # the name results (JSON), figures and tables show, e.g. "BlogResNet"
+    builder: Callable[..., nn.Module]
+    kwargs: dict = field(default_factory=dict)  # fixed arguments, e.g. {"init": "pytorch"}
+
+
+# The one registry of named models (display names as in the committed results; the init variants: notebook 04).
+MODEL_REGISTRY: tuple[ModelEntry, ...] = (
+    ModelEntry("blog-cnn", "BlogCNN", BlogCNN),
+    ModelEntry("blog-plain", "BlogPlain", BlogPlain),
+    ModelEntry("blog-resnet", "BlogResNet", BlogResNet),
+    ModelEntry("blog-cnn-pytorch-init", "BlogCNN (PyTorch init)", BlogCNN, {"init": "pytorch"}),
+    ModelEntry("blog-plain-he-init", "BlogPlain (He init)", BlogPlain, {"init": "he"}),
+)
+MODEL_NAMES = (*(e.cli for e in MODEL_REGISTRY), "plain-N", "residual-N", *(f"resnet{d}" for d in RESNET_LAYOUTS))
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The entry of ``name``, a CLI or display name in any case; ``plain-N``, ``residual-N`` and ``resnetN`` get
+    one made on the spot, their display name being their CLI name. Unknown names: :class:`ConfigError`."""
+    key = str(name).strip().lower()
+    entry = next((e for e in MODEL_REGISTRY if key in (e.cli, e.display.lower())), None)
+    family = re.fullmatch(r"(plain|residual)-(\d+)|resnet(\d+)", key)
+    if entry is None and family and family[1]:
+        entry = ModelEntry(key, key, functools.partial(plain_net if family[1] == "plain" else residual_net, int(family[2])))
+    elif entry is None and family and int(family[3]) in RESNET_LAYOUTS:
+        entry = ModelEntry(key, key, functools.partial(digit_resnet, int(family[3])))
+    if entry is None:
+        raise ConfigError(f"unknown model {name!r}; valid names are: {', '.join(MODEL_NAMES)} (N an even depth "
+                          f"such as 8, 20 or 56), or a display name: {', '.join(e.display for e in MODEL_REGISTRY)}")
+    return entry
+
+
+def cli_name(name: str) -> str:
+    """The CLI name of a model given either of its names: ``cli_name("BlogResNet") == "blog-resnet"``."""
+    return model_entry(name).cli
+
+
+def display_name(name: str) -> str:
+    """The name results, figures and tables show, given either name: ``display_name("blog-resnet") == "BlogResNet"``."""
+    return model_entry(name).display
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """Build a digit model by its CLI name; records ``model.spec`` for checkpoints.
+    """Build a digit model by its CLI or display name; records ``model.spec`` (the CLI name) for checkpoints.
 
-    Names: ``blog-resnet``, ``blog-cnn``, ``blog-plain`` (kwarg ``init``: ``pytorch``,
-    the default of the ResNet and its plain twin, or ``he``, BlogCNN's default), ``plain-N`` and
-    ``residual-N`` (N even, >= 2; kwargs ``width``, ``batch_norm``), and
-    ``resnet18`` ... ``resnet152`` (the 28x28 single-channel variant, 10 classes).
+    Names: those of :data:`MODEL_REGISTRY` (kwarg ``init``: ``pytorch`` or ``he``), ``plain-N`` and
+    ``residual-N`` (N even, >= 2; kwargs ``width``, ``batch_norm``), ``resnet18`` ... ``resnet152`` (for digits).
     """
-    key = str(name).strip().lower()
-    if key in _FIXED:
-        if set(kwargs) - {"init"}:
-            raise ConfigError(f"{key} takes only init= ({', '.join(INITS)}), got {sorted(kwargs)}")
-        return _with_spec(_FIXED[key](**kwargs), key)  # init is not architecture: any weights load
-    match = re.fullmatch(r"(plain|residual)-(\d+)", key)
-    if match:
-        builder = plain_net if match[1] == "plain" else residual_net
-        return builder(int(match[2]), **kwargs)
-    match = re.fullmatch(r"resnet(\d+)", key)
-    if match and int(match[1]) in RESNET_LAYOUTS:
-        return digit_resnet(int(match[1]), **kwargs)
-    raise ConfigError(f"unknown model {name!r}; valid names are: {', '.join(MODEL_NAMES)} "
-                      f"(N an even depth such as 8, 20 or 56)")
+    entry = model_entry(name)
+    if entry not in MODEL_REGISTRY:
+        return entry.builder(**kwargs)  # the family builders record their own spec
+    if set(kwargs) - {"init"}:
+        raise ConfigError(f"{entry.cli} takes only init= ({', '.join(INITS)}), got {sorted(kwargs)}")
+    # init is not architecture: it is not recorded, so any weights load into either
+    return _with_spec(entry.builder(**{**entry.kwargs, **kwargs}), entry.cli)
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

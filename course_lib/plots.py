@@ -26,6 +26,9 @@ COLORS: dict[str, str] = {
 }
 
 
+LINE_STYLES = ("-", "--", ":", "-.")  # for several runs of one family in one figure: same colour, another style
+
+
 def color_for(label: str) -> str:
     """The course colour for a model label: ``plain-20``/``BlogPlain`` -> plain, ``residual-56``/``BlogResNet``/
     ``resnet18`` -> residual, ``BlogCNN``/``blog-cnn`` -> cnn, ``blog`` -> the blog's numbers."""
@@ -88,10 +91,14 @@ def training_curves(histories: dict[str, Sequence[dict]], title: str = "", name:
     ``histories`` maps a label to a list of ``{epoch, train_loss, test_acc}`` records.
     """
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    seen: dict[str, int] = {}  # runs of one family share its colour and differ in line style
     for label, records in histories.items():
+        color = color_for(label)
+        style = dict(color=color, ls=LINE_STYLES[seen.get(color, 0) % len(LINE_STYLES)], marker=".", label=label)
+        seen[color] = seen.get(color, 0) + 1
         epochs = [r["epoch"] for r in records]
-        line, = ax_loss.plot(epochs, [r["train_loss"] for r in records], marker=".", label=label)
-        ax_acc.plot(epochs, [100 * r["test_acc"] for r in records], marker=".", color=line.get_color(), label=label)
+        ax_loss.plot(epochs, [r["train_loss"] for r in records], **style)
+        ax_acc.plot(epochs, [100 * r["test_acc"] for r in records], **style)
     ax_loss.set(xlabel="epoch", ylabel="mean training loss", yscale="log", title="training loss")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
     for ax in (ax_loss, ax_acc):

@@ -85,11 +85,10 @@ def get_profile(name: str | None = None) -> Profile:
         return PROFILES[default_profile_name()]
     key = name.strip().lower()
     if key not in PROFILES:
-        raise ConfigError(
-            f"unknown run profile {name!r} (from the {source}); "
-            f"valid profiles are: {', '.join(PROFILES)}. "
-            f"Fix: set {ENV_VAR} to one of them, or unset it to get the default."
-        )
+        fix = (f"set {ENV_VAR} to one of them, or unset it to get the default" if source != "argument"
+               else "give one of them, or none to get the default")
+        raise ConfigError(f"unknown run profile {name!r} (from the {source}); "
+                          f"valid profiles are: {', '.join(PROFILES)}. Fix: {fix}.")
     return PROFILES[key]
 
 

@@ -13,11 +13,12 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
-from .locations import display_path, results_dir
+from .errors import ConfigError, ResultError
+from .locations import display_path, file_target, results_dir
 
 
 def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:
@@ -57,18 +58,77 @@ def describe(result: dict) -> str:
             f"{m.get('date')}")
 
 
-def save_result(result: dict, name: str | Path) -> Path:
-    path = _path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_json(path: str | Path, obj, indent: int = 1) -> Path:
+    """Write ``obj`` as JSON to ``path``, atomically: the course's one JSON writer.
+
+    The text goes to ``PATH.partial`` first and then replaces ``path``, so a killed process never leaves a
+    half-written file. A folder at ``path``, or a file where its folder belongs, raises :class:`ConfigError`
+    naming the path and the fix. Numbers that JSON does not know (numpy, 0-d tensors) are written as floats.
+    """
+    path = file_target(path, "output file")
+    text = json.dumps(obj, indent=indent, default=float)
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(result, indent=1, default=float))
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {display_path(path)} ({err.strerror or err}). "
+                          f"Fix: choose a file in a folder you can write to.") from None
     return path
 
 
-def load_result(name: str | Path) -> dict | None:
-    path = _path(name)
-    return json.loads(path.read_text()) if path.is_file() else None
+def save_result(result: dict, name: str | Path) -> Path:
+    """Save ``result`` as ``results/NAME.json`` (or at the path ``name``), atomically; return the path."""
+    return write_json(_path(name), result)
+
+
+def load_result(name: str | Path, expect: Sequence[str] = ("meta",)) -> dict | None:
+    """The saved result ``results/NAME.json``, or None when there is none.
+
+    A file that is not a JSON object holding the keys in ``expect`` (truncated, corrupt, or some other
+    JSON) raises :class:`ResultError` naming the file and the fix; a folder at the path, :class:`ConfigError`.
+    """
+    path = file_target(_path(name), "result file")
+    result, problem = _read(path, expect)
+    if problem:
+        raise ResultError(f"the saved result {display_path(path)} {problem}. Fix: move it away (load_or_train then "
+                          f"trains it again), or put back the copy from the course repository.")
+    return result
+
+
+def _read(path: Path, expect: Sequence[str]) -> tuple[dict | None, str | None]:
+    """``(result, None)``, ``(None, None)`` when there is no file, or ``(None, what is wrong with it)``."""
+    if not path.exists():
+        return None, None
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return None, "is not text (a binary or corrupt file)"
+    except json.JSONDecodeError as err:
+        return None, f"is not valid JSON ({err.msg} at line {err.lineno}; truncated or corrupt)"
+    except RecursionError:
+        return None, "is not a result (JSON nested too deeply)"
+    except OSError as err:
+        return None, f"cannot be read ({err.strerror or err})"
+    if not isinstance(result, dict):
+        return None, f"holds a JSON {type(result).__name__}, not a result (a JSON object)"
+    missing = [key for key in expect if key not in result]
+    if missing:
+        return None, f"is not a result: it has no {', '.join(map(repr, missing))}"
+    if not isinstance(result.get("meta", {}), dict):
+        return None, "is not a result: its 'meta' is not a record"
+    return result, None
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename an unreadable ``NAME.json`` to ``NAME.json.corrupt`` (or ``.corrupt-2``, ...), never deleting it."""
+    kept, n = path.with_name(path.name + ".corrupt"), 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.name}.corrupt-{n}")
+    path.replace(kept)
+    return kept
 
 
 def _path(name: str | Path) -> Path:
@@ -79,25 +139,36 @@ def _path(name: str | Path) -> Path:
 
 
 def load_or_train(name: str | Path, train: Callable[[], dict], retrain: bool = False, verbose: bool = True,
-                  cost: str | None = None) -> dict:
+                  cost: str | None = None, expect: Sequence[str] = ("meta",)) -> dict:
     """Load ``results/NAME.json`` if it exists, else call ``train()`` and save what it returns.
 
-    ``train`` must return a JSON-serialisable dict, ideally with a ``meta`` from
-    :func:`make_meta`. ``retrain=True`` runs and overwrites even when a file exists.
+    ``train`` must return a JSON-serialisable dict with the keys in ``expect`` (by default a ``meta`` from
+    :func:`make_meta`). ``retrain=True`` runs and overwrites even when a file exists.
     ``cost`` (e.g. "about 1 hour on a 2-core CPU") is announced before training, so nobody
-    waits without knowing why.
+    waits without knowing why. A saved file that cannot be read is renamed ``NAME.json.corrupt``
+    (kept, never deleted), with a one-line warning, and the result is trained again.
     """
-    path = _path(name)
-    if not retrain:
-        result = load_result(path)
-        if result is not None:
-            if verbose:
-                print(f"[course_lib] loaded saved result {display_path(path)}: {describe(result)}")
-            return result
+    path = file_target(_path(name), "result file")  # a folder in the way stops here, before any training
+    result, problem = _read(path, expect)
+    if problem:
+        try:
+            kept = _set_aside(path)
+        except OSError as err:
+            raise ResultError(f"the saved result {display_path(path)} {problem}, and it cannot be moved aside "
+                              f"({err.strerror or err}). Fix: move or delete it yourself, then run again.") from None
+        print(f"[course_lib] warning: {display_path(path)} {problem}; kept as {kept.name}, training it again")
+    elif result is not None and not retrain:
+        if verbose:
+            print(f"[course_lib] loaded saved result {display_path(path)}: {describe(result)}")
+        return result
     if verbose and cost:
-        print(f"[course_lib] {display_path(path)} is not there: training it now ({cost}; "
-              f"interrupt the kernel to skip)")
+        why = "is not there" if result is None else "is to be retrained"
+        print(f"[course_lib] {display_path(path)} {why}: training it now ({cost}; interrupt the kernel to skip)")
     result = train()
+    if not isinstance(result, dict) or any(key not in result for key in expect):
+        raise ConfigError(f"the function given to load_or_train returned {type(result).__name__} without "
+                          f"{', '.join(map(repr, expect))}; it is not saved. Fix: return a dict with "
+                          f"meta=make_meta(...), or pass expect=() to load_or_train.")
     save_result(result, path)
     if verbose:
         print(f"[course_lib] saved result to {display_path(path)}")

@@ -1,11 +1,14 @@
 """The one call at the top of every notebook: device, profile and data source, printed."""
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 import torch
 
-from .profiles import Profile, get_profile
+from .errors import ConfigError
+from .profiles import Profile, as_profile
 from .training import pick_device
 
 
@@ -18,21 +21,98 @@ class Setup:
     data: object = None
 
 
-def setup(load: bool = True, device: str = "auto", profile: str | None = None, seed: int = 0) -> Setup:
-    """Pick the device and profile, load the profile's data, seed everything, and print all three.
+THREADS_ENV = "COURSE_THREADS"
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many threads PyTorch trains with, out of how many cores, and why (``source``)."""
+
+    threads: int
+    cores: int
+    source: str  # "load" (chosen from the free cores), "env" (COURSE_THREADS), "argument", "no load average"
+
+    @property
+    def line(self) -> str:
+        """The one line every notebook prints, e.g. ``threads: 1 of 2 cores (the other is busy; ...)``."""
+        head = f"threads: {self.threads} of {self.cores} core{'s' * (self.cores != 1)}"
+        if self.source == "env":
+            return f"{head} (set by {THREADS_ENV}={self.threads})"
+        if self.source == "argument":
+            return f"{head} (set by setup(threads={self.threads}))"
+        if self.source == "no load average":
+            return f"{head} (this system reports no load; set {THREADS_ENV}=N to choose)"
+        busy = self.cores - self.threads
+        if busy == 0:
+            return f"{head} (all free; set {THREADS_ENV}=N to override)"
+        who = "the other is" if self.cores == 2 else "1 is" if busy == 1 else f"{busy} are"
+        return f"{head} ({who} busy; set {THREADS_ENV}={self.cores} to override)"
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (a container or ``taskset`` may allow fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _whole_threads(value, where: str) -> int:
+    """``value`` (an int, or the text of one) as a thread count >= 1, else a ConfigError naming ``where``."""
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str)
+                                                                         and value.strip().isdigit())
+    if not whole or int(value) < 1:
+        raise ConfigError(f"{where} must be a whole number of threads >= 1, got {value!r}. "
+                          f"Fix: use e.g. 2, or leave it unset to use the cores that are free.")
+    return int(value)
+
+
+def choose_threads(threads: int | None = None) -> ThreadChoice:
+    """How many threads to train with: ``threads`` if given, else ``$COURSE_THREADS``, else the free cores.
+
+    The free cores are the usable cores minus the 1-minute load average (rounded, at least 1): on a 2-core
+    machine where another notebook trains, two processes at 2 threads each fight over the cores and both slow
+    down several-fold, while 1 thread each keeps both near full speed. The load average lags by about a
+    minute, so a job that has just ended still counts as busy; ``COURSE_THREADS`` overrides the guess.
+    """
+    cores = _usable_cores()
+    if threads is not None:
+        return ThreadChoice(_whole_threads(threads, "setup(threads=...)"), cores, "argument")
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        return ThreadChoice(_whole_threads(env, f"{THREADS_ENV}={env}"), cores, "env")
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # Windows has no load average
+        return ThreadChoice(cores, cores, "no load average")
+    free = math.floor(cores - load + 0.5)
+    return ThreadChoice(min(cores, max(1, free)), cores, "load")
+
+
+def use_threads(threads: int | None = None) -> ThreadChoice:
+    """:func:`choose_threads`, then ``torch.set_num_threads`` to it; returns the choice (print ``.line``)."""
+    choice = choose_threads(threads)
+    torch.set_num_threads(choice.threads)
+    return choice
+
+
+def setup(load: bool = True, device: str = "auto", profile: "Profile | str | None" = None, seed: int = 0,
+          threads: int | None = None) -> Setup:
+    """Pick the device and profile, load the profile's data, seed everything, and print them, one fact a line.
 
     Returns a :class:`Setup` with ``device``, ``profile`` and ``data``
-    (a :class:`course_lib.data.Data`, sized by the profile).
+    (a :class:`course_lib.data.Data`, sized by the profile). ``threads``: PyTorch's CPU threads
+    (default: ``$COURSE_THREADS``, else the cores that are free now; see :func:`choose_threads`).
     """
     from .data import load_data
     from .training import seed_everything
 
-    torch.set_flush_denormal(True)  # denormals slow the no-BatchNorm nets several-fold on CPU
-    prof = get_profile(profile)
+    prof = as_profile(profile)
     dev = pick_device(device, verbose=False)
-    print(f"device : {dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
-          + f" | torch {torch.__version__} | {torch.get_num_threads()} CPU threads")
-    print(f"profile: {prof}  (set COURSE_PROFILE=smoke|cpu|full to change)")
+    threads_line = use_threads(threads).line
+    print(f"device : {dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""))
+    print(f"torch  : {torch.__version__}")
+    print(threads_line)
+    print(f"profile: {prof}; set COURSE_PROFILE=smoke|cpu|full to change it")
     data = None
     if load:
         data = load_data(profile=prof)

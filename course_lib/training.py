@@ -1,93 +1,38 @@
-"""Training: device choice, seeding, ``fit``, evaluation and checkpoints.
+"""Training: the protocol and the speed options, one step, one epoch, evaluation, resume, ``fit``.
 
-``fit`` runs the blog's protocol by default (batch 64, SGD lr 0.1, cross-entropy)
-on batches sliced from tensors that already sit on the device. It never
-hard-codes a device, reproduces exactly on CPU for a given seed, stops cleanly on
-a NaN/inf loss or a KeyboardInterrupt (returning the history so far), and can
-checkpoint every epoch and resume from such a checkpoint with exactly the result
-of an uninterrupted run.
+Read it top to bottom as ``fit`` runs. :class:`Protocol` says what is trained and how (the numbers a
+result depends on; the defaults are the blog's). :class:`SpeedOptions` says how fast it runs, and
+:func:`fast_speed_options` gives the settings that pay on a kind of device. :func:`train_step` is one SGD
+step under :func:`amp_policy` (the one autocast and GradScaler decision), :func:`train_epoch` one pass over
+the data, :func:`evaluate_after_epoch` the evaluation after it, and :func:`resume_from` continues a
+checkpointed run. :func:`fit` strings them together: exactly reproducible on CPU for a given seed, it stops
+cleanly on a NaN/inf loss or Ctrl-C (returning the history so far), and resumes from a checkpoint with
+exactly the result of an uninterrupted run.
+
+Devices and mixed precision live in :mod:`course_lib.devices`, checkpoint files in
+:mod:`course_lib.checkpoints`; both are re-exported here.
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import os
+import numbers
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import (CHECKPOINT_FORMAT, load_checkpoint, load_into, model_spec,  # noqa: F401 (re-exported)
+                          read_checkpoint, save_checkpoint)
 from .data import BatchIterator, Data, blog_loader, epoch_generator
-from .errors import CheckpointError, ConfigError, DeviceError
+from .devices import (DEVICE_NAMES, AmpPolicy, amp_policy, as_device, check_amp, cpu_features,  # noqa: F401
+                      mps_available, native_bf16, pick_device, sync_device)
+from .errors import CheckpointError, ConfigError
 from .locations import display_path
-
-DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-_announced_device: set[str] = set()
-
-
-# --------------------------------------------------------------------------- devices and seeds
-
-
-def mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps and mps.is_available())
-
-
-def sync_device(device: torch.device) -> None:
-    """Wait until ``device`` has finished its queued work (CUDA and MPS run asynchronously), so a
-    timer read after this call measures the work, not just its launch. A no-op on the CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def pick_device(device: str | torch.device | None = "auto", verbose: bool = True) -> torch.device:
-    """Resolve a device name: ``auto`` (CUDA, then Apple MPS, then CPU), ``cpu``, ``cuda[:N]``, ``mps``.
-
-    ``auto`` announces its pick once per process. Asking for a device this machine
-    does not have raises :class:`DeviceError` saying what is available instead.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    name = (device or "auto").strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            picked, why = torch.device("cuda"), f"CUDA GPU: {torch.cuda.get_device_name(0)}"
-        elif mps_available():
-            picked, why = torch.device("mps"), "Apple GPU (MPS)"
-        else:
-            picked, why = torch.device("cpu"), "no CUDA or MPS GPU found"
-        if verbose and "auto" not in _announced_device:
-            print(f"[course_lib] device: {picked.type} ({why})")
-            _announced_device.add("auto")
-        return picked
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"device {device!r} was asked for, but this machine has no usable CUDA GPU "
-                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). "
-                f"Fix: use device='auto' (picks {'mps' if mps_available() else 'cpu'} here) or device='cpu'."
-            )
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present. "
-                              f"Fix: use cuda:0 .. cuda:{torch.cuda.device_count() - 1}.")
-        return torch.device(name)
-    if name == "mps":
-        if not mps_available():
-            raise DeviceError("device 'mps' was asked for, but Apple's MPS backend is not available here. "
-                              "Fix: use device='auto' or device='cpu'.")
-        return torch.device("mps")
-    raise ConfigError(f"unknown device {device!r}; valid devices are: {', '.join(DEVICE_NAMES)}")
 
 
 def seed_everything(seed: int) -> None:
@@ -95,6 +40,117 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _check_number(name: str, value: Any, low: float, high: float, hint: str) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or not (low <= value <= high):
+        raise ConfigError(f"{name}={value!r} is outside the sensible range [{low}, {high}]. {hint}")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What is trained and how: everything a run's numbers depend on. The defaults are the blog's.
+
+    ``seed`` seeds the per-epoch shuffle (seed the model's init with :func:`seed_everything` before
+    building it); ``shuffle=False`` keeps the data's order every epoch, as the blog did;
+    ``recompute_bn`` recomputes BatchNorm statistics over the training set before each evaluation.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    seed: int = 0
+    shuffle: bool = True
+    recompute_bn: bool = False
+
+    def __post_init__(self):
+        _check_number("lr", self.lr, 1e-7, 10.0, "Fix: the blog's protocol uses lr=0.1; try 0.01 to 0.5.")
+        _check_number("momentum", self.momentum, 0.0, 0.999, "Fix: use 0 (the blog) or 0.9.")
+        _check_number("weight_decay", self.weight_decay, 0.0, 1.0, "Fix: use 0 (the blog) or about 1e-4.")
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ConfigError(f"epochs must be a whole number >= 0, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive whole number, got {self.batch_size!r}")
+        if not isinstance(self.seed, numbers.Integral):
+            raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """How fast a run goes. In fp32 none of these changes the result on CPU; ``amp`` rounds differently.
+
+    ``device``: ``auto`` | ``cpu`` | ``cuda[:N]`` | ``mps``. ``amp``: see :func:`amp_policy`.
+    ``channels_last``: NHWC memory layout. ``compile``: ``torch.compile``, or the name of its mode, e.g.
+    ``"reduce-overhead"`` (CUDA graphs on a GPU). ``pipeline``: ``memory`` (batches sliced from tensors
+    on the device) or ``blog`` (dataset + ToTensor + DataLoader, as in the blog). ``eval_batch_size``:
+    images per evaluation batch. ``check_every``: steps between NaN/inf checks of the loss (default 1
+    on CPU, 50 on a GPU, where each check waits for the device).
+    """
+
+    device: str | torch.device = "auto"
+    amp: bool | str = False
+    channels_last: bool = False
+    compile: bool | str = False
+    pipeline: str = "memory"
+    eval_batch_size: int = 1000
+    check_every: int | None = None
+
+    def __post_init__(self):
+        if self.pipeline not in ("memory", "blog"):
+            raise ConfigError(f"unknown pipeline {self.pipeline!r}; valid: 'memory', 'blog'")
+        check_amp(self.amp)
+        for name in ("eval_batch_size", "check_every"):
+            value = getattr(self, name)
+            if not (value is None and name == "check_every") and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+
+
+def fast_speed_options(device: str | torch.device = "auto") -> SpeedOptions:
+    """The course's fast settings on ``device``.
+
+    * CPU: batches in memory and ``channels_last`` (oneDNN runs NHWC convolutions without reorders);
+      bf16 autocast only where :func:`native_bf16` says the CPU has it (emulated bf16 is slower than
+      fp32); no compile (minutes of warm-up on a laptop).
+    * CUDA: ``channels_last``, mixed precision (bf16 where native, else fp16 with a GradScaler) and
+      ``torch.compile(mode="reduce-overhead")``: at batch 64 the GPU waits on kernel launches, which
+      CUDA graphs remove.
+    * MPS: plain settings.
+    """
+    dev = as_device(device)
+    if dev.type == "cuda":
+        return SpeedOptions(device=dev, amp=True, channels_last=True, compile="reduce-overhead")
+    if dev.type == "cpu":
+        return SpeedOptions(device=dev, amp="bf16" if native_bf16(dev) else False, channels_last=True)
+    return SpeedOptions(device=dev)
+
+
+_PROTOCOL_FIELDS = tuple(f.name for f in fields(Protocol))
+_SPEED_FIELDS = tuple(f.name for f in fields(SpeedOptions))
+
+
+def training_settings(protocol: Protocol | None = None, speed: SpeedOptions | None = None,
+                      **overrides) -> tuple[Protocol, SpeedOptions]:
+    """``protocol`` and ``speed`` (the defaults when None), with single fields replaced by keyword
+    (``lr=0.01``, ``device="cpu"``); the result is checked like any Protocol and SpeedOptions."""
+    protocol = Protocol() if protocol is None else protocol
+    speed = SpeedOptions() if speed is None else speed
+    if not isinstance(protocol, Protocol) or not isinstance(speed, SpeedOptions):
+        raise ConfigError("fit(model, data, protocol, speed): protocol must be a Protocol and speed a "
+                          "SpeedOptions (or None). Fix: e.g. fit(model, data, Protocol(epochs=3)).")
+    unknown = sorted(set(overrides) - set(_PROTOCOL_FIELDS) - set(_SPEED_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}. Valid: "
+                          f"{', '.join(_PROTOCOL_FIELDS)} (Protocol), {', '.join(_SPEED_FIELDS)} (SpeedOptions), "
+                          f"and fit's progress, checkpoint, resume, step_losses.")
+    protocol = replace(protocol, **{k: v for k, v in overrides.items() if k in _PROTOCOL_FIELDS})
+    speed = replace(speed, **{k: v for k, v in overrides.items() if k in _SPEED_FIELDS})
+    return protocol, speed
 
 
 # --------------------------------------------------------------------------- history
@@ -123,26 +179,32 @@ class History:
         return self.records[i]
 
     def column(self, key: str) -> list:
+        """One field of every record, e.g. ``column("seconds")``."""
         return [r[key] for r in self.records]
 
     @property
     def train_loss(self) -> list[float]:
+        """Mean training loss per image, one per epoch."""
         return self.column("train_loss")
 
     @property
     def test_acc(self) -> list[float]:
+        """Test accuracy in [0, 1], one per epoch."""
         return self.column("test_acc")
 
     @property
     def final(self) -> dict:
+        """The last epoch's record (``{}`` before the first epoch ends)."""
         return self.records[-1] if self.records else {}
 
     def as_dict(self) -> dict:
+        """A JSON-able dict (what ``history.json`` and checkpoints hold)."""
         return {"records": self.records, "status": self.status, "message": self.message,
                 "model": self.model, "device": self.device, "config": self.config}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
+        """The History that :meth:`as_dict` wrote."""
         return cls(**{k: d[k] for k in ("records", "status", "message", "model", "device", "config") if k in d})
 
     def __repr__(self) -> str:
@@ -152,32 +214,27 @@ class History:
         return f"History({self.model or 'model'}, {len(self)} epochs, {self.status}{tail})"
 
 
+def run_config(protocol: Protocol, speed: SpeedOptions, data: Data) -> dict:
+    """The settings a History records (the keys saved results and checkpoints have always held)."""
+    p, s = protocol, speed
+    return dict(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
+                seed=p.seed, amp=str(s.amp), channels_last=s.channels_last, compile=s.compile, pipeline=s.pipeline,
+                shuffle=p.shuffle, recompute_bn=p.recompute_bn, dataset=data.info.as_dict())
+
+
 # --------------------------------------------------------------------------- evaluation
-
-
-def autocast_for(device: torch.device, amp: bool | str):
-    """The autocast context for ``amp`` (False, True, 'bf16' or 'fp16') on ``device``."""
-    if not amp:
-        return contextlib.nullcontext()
-    if amp is True:
-        dtype = torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
-    else:
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(amp))
-        if dtype is None:
-            raise ConfigError(f"unknown amp setting {amp!r}; valid: False, True, 'bf16', 'fp16'")
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
-             amp: bool | str = False, channels_last: bool = False) -> float:
+             amp: bool | str | AmpPolicy = False, channels_last: bool = False) -> float:
     """Accuracy in [0, 1] of ``model`` on ``x`` (N x C x H x W) and ``y`` (N), in eval mode, no gradients."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     correct = torch.zeros((), dtype=torch.long, device=device)
     try:
-        with autocast_for(device, amp):
+        with amp_policy(device, amp).autocast():
             for start in range(0, len(y), batch_size):
                 xb = x[start:start + batch_size].to(device, non_blocking=True)
                 if channels_last:
@@ -213,109 +270,29 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int = 500)
     model.train(was_training)
 
 
-# --------------------------------------------------------------------------- checkpoints
+def evaluate_after_epoch(model: nn.Module, data: Data, protocol: Protocol, speed: SpeedOptions) -> float:
+    """The evaluation after an epoch: BatchNorm statistics recomputed if the protocol says so, then
+    accuracy on ``data``'s test split (already on the model's device)."""
+    if protocol.recompute_bn:
+        recompute_bn_stats(model, data.train_x)
+    return evaluate(model, data.test_x, data.test_y, speed.eval_batch_size, speed.amp, speed.channels_last)
 
 
-def model_spec(model: nn.Module) -> dict:
-    spec = getattr(model, "spec", None)
-    if spec is None:
-        spec = {"name": type(model).__name__, "kwargs": {}}
-    return spec
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, history: History | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, extra: dict | None = None) -> Path:
-    """Save model name, constructor arguments, state dict and history in one file (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "format": "course_lib-checkpoint-1",
-        "spec": model_spec(model),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "history": history.as_dict() if history is not None else None,
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "extra": extra or {},
-        "torch": torch.__version__,
-    }
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a killed process never leaves a half-written checkpoint
-    return path
-
-
-def _read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {display_path(path)}. Fix: check the path, or train first "
-                              f"(python -m course_lib train ... --out DIR writes DIR/checkpoint.pt).")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise CheckpointError(f"{display_path(path)} is not a readable checkpoint ({type(err).__name__}: {err}). "
-                              f"Fix: delete it and train again.") from None
-    if not isinstance(state, dict) or state.get("format") != "course_lib-checkpoint-1":
-        raise CheckpointError(f"{display_path(path)} is not a course_lib checkpoint. Fix: save with "
-                              f"course_lib.save_checkpoint, or load a plain state dict with model.load_state_dict.")
-    return state
-
-
-def load_into(model: nn.Module, path: str | Path) -> dict:
-    """Load a checkpoint's weights into ``model``, refusing one made for another model or shape."""
-    state = _read_checkpoint(path)
-    theirs, ours = state["spec"], model_spec(model)
-    if theirs["name"] != ours["name"] or theirs.get("kwargs", {}) != ours.get("kwargs", {}):
-        raise CheckpointError(
-            f"checkpoint {display_path(path)} holds a {theirs['name']} {theirs.get('kwargs', {})}, "
-            f"but the model is a {ours['name']} {ours.get('kwargs', {})}. Fix: build the matching model, "
-            f"or use course_lib.load_checkpoint(path), which builds it for you."
-        )
-    own = model.state_dict()
-    bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-           for k, v in state["state_dict"].items() if k in own and own[k].shape != v.shape]
-    missing = sorted(set(own) ^ set(state["state_dict"]))
-    if bad or missing:
-        raise CheckpointError(f"checkpoint {display_path(path)} does not fit {ours['name']}: "
-                              f"{'; '.join(bad[:3] + [f'unmatched keys {missing[:4]}'] * bool(missing))}. "
-                              f"Fix: load it into the model it was saved from.")
-    model.load_state_dict(state["state_dict"])
-    return state
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model a checkpoint was saved from, load its weights, return it in eval mode.
-
-    The history is attached as ``model.history`` (a :class:`History`).
-    """
-    from .models import build_model
-
-    state = _read_checkpoint(path)
-    spec = state["spec"]
-    try:
-        model = build_model(spec["name"], **spec.get("kwargs", {}))
-    except ConfigError as err:
-        raise CheckpointError(f"{display_path(path)} was saved from {spec['name']!r}, which course_lib cannot "
-                              f"rebuild ({err}). Fix: build the model yourself and call load_into(model, path).") from None
-    load_into(model, path)
-    model.history = History.from_dict(state["history"]) if state.get("history") else None
-    return model.to(pick_device(device, verbose=False)).eval()
-
-
-# --------------------------------------------------------------------------- fit
-
-
-def _check_number(name: str, value: Any, low: float, high: float, hint: str) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or not (low <= value <= high):
-        raise ConfigError(f"{name}={value!r} is outside the sensible range [{low}, {high}]. {hint}")
+# --------------------------------------------------------------------------- one step, one epoch
 
 
 def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
-               device: torch.device, amp: bool | str = False, scaler=None, cuda_graphs: bool = False) -> torch.Tensor:
-    """One SGD step with cross-entropy on a batch (``xb``: B x C x H x W, ``yb``: B); returns the
-    detached loss, still on the device (no synchronisation)."""
+               device: torch.device, amp: bool | str | AmpPolicy = False, scaler=None,
+               cuda_graphs: bool = False) -> torch.Tensor:
+    """One SGD step with cross-entropy on a batch (``xb``: B x C x H x W, ``yb``: B).
+
+    ``amp``: an :class:`AmpPolicy`, or a setting that :func:`amp_policy` resolves for ``device``;
+    ``scaler``: the policy's GradScaler, kept across steps. Returns the detached loss, still on the
+    device (no synchronisation).
+    """
     if cuda_graphs:  # a new training step: earlier graph outputs may be overwritten
         torch.compiler.cudagraph_mark_step_begin()
-    with autocast_for(device, amp):
+    with amp_policy(device, amp).autocast():
         loss = F.cross_entropy(step_model(xb), yb)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
@@ -328,176 +305,192 @@ def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, xb: torc
     return loss.detach()
 
 
-def fit(
-    model: nn.Module,
-    data: Data,
-    *,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 0.1,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    amp: bool | str = False,
-    channels_last: bool = False,
-    compile: bool | str = False,
-    pipeline: str = "memory",
-    shuffle: bool = True,
-    recompute_bn: bool = False,
-    eval_batch_size: int = 1000,
-    progress: bool = True,
-    checkpoint: str | Path | None = None,
-    resume: str | Path | None = None,
-    check_every: int | None = None,
-    step_losses: list | None = None,
-) -> History:
+@dataclass
+class EpochResult:
+    """What :func:`train_epoch` measured. ``step_losses``: one loss per step run, on the device;
+    ``diverged_at``: the 1-based step whose loss was NaN/inf (the epoch stopped there), else None."""
+
+    train_loss: float
+    seconds: float
+    step_losses: torch.Tensor
+    diverged_at: int | None = None
+
+
+def train_epoch(step_model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, n_steps: int,
+                device: torch.device, speed: SpeedOptions, policy: AmpPolicy, scaler=None) -> EpochResult:
+    """One pass over ``batches`` (``n_steps`` pairs ``xb, yb`` on ``device``): a :func:`train_step` each.
+
+    The losses stay on the device and are checked for NaN/inf every ``speed.check_every`` steps (each
+    check waits for the device); batch sizes stay on the host. ``train_loss`` is the mean loss per image.
+    A compiled ``step_model`` has static shapes, so a smaller last batch runs through the eager model
+    instead of compiling (and recording a CUDA graph) a second time.
+    """
+    step_model.train()
+    eager = getattr(step_model, "_orig_mod", step_model)  # torch.compile's wrapper holds the eager model here
+    cuda_graphs = speed.compile == "reduce-overhead" and device.type == "cuda"
+    check_every = speed.check_every or (1 if device.type == "cpu" else 50)
+    start = time.perf_counter()
+    losses = torch.zeros(n_steps, device=device)
+    sizes: list[int] = []
+    checked = 0  # steps before this one are known to be finite
+    for step, (xb, yb) in enumerate(batches):
+        if speed.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        net = step_model if not sizes or len(yb) == sizes[0] else eager
+        losses[step] = train_step(net, optimizer, xb, yb, device, policy, scaler, cuda_graphs and net is step_model)
+        sizes.append(len(yb))
+        if (step + 1) % check_every == 0 or step + 1 == n_steps:
+            finite = torch.isfinite(losses[checked:step + 1])
+            if not bool(finite.all()):
+                bad = checked + int((~finite).nonzero()[0])
+                return EpochResult(float("nan"), time.perf_counter() - start, losses[:step + 1], diverged_at=bad + 1)
+            checked = step + 1
+    weights = torch.tensor(sizes, dtype=losses.dtype).to(device, non_blocking=True)
+    train_loss = (losses * weights).sum().item() / max(sum(sizes), 1)
+    return EpochResult(train_loss, time.perf_counter() - start, losses)
+
+
+# --------------------------------------------------------------------------- fit and its pieces
+
+
+def resume_from(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, history: History,
+                protocol: Protocol, scaler=None) -> None:
+    """Continue a run from a checkpoint written by ``fit(checkpoint=...)``: weights, optimizer and
+    GradScaler state, and the completed epochs (into ``history``). Refuses another model's checkpoint,
+    and one trained under another protocol (all but ``epochs``), since the result would not be the run's."""
+    state = load_into(model, path)
+    saved = (state.get("history") or {}).get("config") or {}
+    differ = [f"{k}: checkpoint {saved[k]!r}, now {getattr(protocol, k)!r}" for k in _PROTOCOL_FIELDS
+              if k != "epochs" and k in saved and saved[k] != getattr(protocol, k)]
+    if differ:
+        raise CheckpointError(f"checkpoint {display_path(path)} was trained under another protocol "
+                              f"({'; '.join(differ)}). Fix: resume with the settings it was trained with, "
+                              f"or train afresh without resume.")
+    if state.get("optimizer"):
+        optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and (state.get("extra") or {}).get("scaler"):
+        scaler.load_state_dict(state["extra"]["scaler"])
+    history.records = list(History.from_dict(state.get("history") or {}).records)
+
+
+def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
+    """``model`` itself, or ``torch.compile(model)`` with static shapes; ``compile`` may name the mode."""
+    if not compile:
+        return model
+    return torch.compile(model, mode=compile if isinstance(compile, str) else None, dynamic=False)
+
+
+def batch_source(data: Data, on_device: Data, protocol: Protocol, speed: SpeedOptions,
+                 device: torch.device) -> Callable[[int], tuple[Iterator, int]]:
+    """A function ``epoch -> (batches on device, number of steps)`` for the speed options' pipeline.
+
+    Both pipelines shuffle with the same seeded rule (:func:`course_lib.data.epoch_generator`), so
+    they see the same images in the same order.
+    """
+    if speed.pipeline == "memory":
+        batches = BatchIterator(on_device.train_x, on_device.train_y, protocol.batch_size,
+                                shuffle=protocol.shuffle, seed=protocol.seed)
+        return lambda epoch: (batches.epoch(epoch), len(batches))
+    loader = blog_loader(data, protocol.batch_size, shuffle=protocol.shuffle, pin_memory=device.type == "cuda")
+
+    def epoch_batches(epoch: int) -> tuple[Iterator, int]:
+        if protocol.shuffle:
+            loader.sampler.generator = epoch_generator(protocol.seed, epoch)
+        return ((xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)) for xb, yb in loader), len(loader)
+    return epoch_batches
+
+
+def fit(model: nn.Module, data: Data, protocol: Protocol | None = None, speed: SpeedOptions | None = None, *,
+        progress: bool = True, checkpoint: str | Path | None = None, resume: str | Path | None = None,
+        step_losses: list | None = None, **overrides) -> History:
     """Train ``model`` on ``data`` with SGD and cross-entropy; the blog's protocol by default.
 
-    Args:
-        model: any digit model (input ``N x 1 x 28 x 28`` in [0, 1], output ``N x 10``).
-        data: from :func:`course_lib.data.load_data`.
-        epochs, batch_size, lr, momentum, weight_decay: the protocol (blog: 30, 64, 0.1, 0, 0).
-        seed: seeds the per-epoch shuffle; seed the model's init yourself with
-            :func:`seed_everything` before building it.
-        device: ``auto`` | ``cpu`` | ``cuda[:N]`` | ``mps``.
-        amp: mixed precision: False, True (bf16 where supported, else fp16), 'bf16', 'fp16'.
-        channels_last, compile: speed options (see the speed notebook and ``bench``); ``compile``
-            may name a ``torch.compile`` mode, e.g. ``"reduce-overhead"`` (CUDA graphs on a GPU);
-            shapes are static (the last, partial batch compiles once more).
-        pipeline: ``memory`` (batches sliced from device tensors) or ``blog``
-            (torchvision-style dataset + ToTensor + DataLoader, as in the blog).
-        shuffle: reshuffle every epoch (the blog did not).
-        recompute_bn: recompute BatchNorm statistics over the training set before each evaluation.
-        progress: a tqdm progress bar (JupyterLab or terminal).
-        checkpoint: write a checkpoint here after every completed epoch.
-        resume: continue from a checkpoint written by ``checkpoint=``; the result equals an
-            uninterrupted run with the same arguments (exactly, on CPU).
-        check_every: check the loss for NaN/inf every this many steps (default: every
-            step on CPU, every 50 on GPU, where each check waits for the device).
-        step_losses: if a list is given, the loss of every SGD step is appended to it
-            (once per epoch, so the device is not waited on every step).
+    ``model``: input ``N x 1 x 28 x 28`` in [0, 1], output ``N x 10``; ``data``: from ``load_data``.
+    ``protocol``, ``speed``: a :class:`Protocol` and :class:`SpeedOptions`; any of their fields may also
+    be given by keyword (``fit(model, data, epochs=3, lr=0.05, device="cpu")``), replacing that field.
+    ``progress``: a tqdm bar. ``checkpoint``: write a checkpoint there after every epoch. ``resume``:
+    continue from such a checkpoint; the result equals an uninterrupted run (exactly, on CPU).
+    ``step_losses``: a list that receives every step's loss (once per epoch, so the device is not
+    waited on every step).
 
-    Returns:
-        :class:`History`; on NaN/inf loss or Ctrl-C, training stops and the history of the
-        completed epochs is returned with ``status`` and ``message`` saying what happened.
+    Returns a :class:`History`; on a NaN/inf loss or Ctrl-C, training stops and the history of the
+    completed epochs comes back with ``status`` and ``message`` saying what happened.
     """
-    _check_number("lr", lr, 1e-7, 10.0, "Fix: the blog's protocol uses lr=0.1; try 0.01 to 0.5.")
-    _check_number("momentum", momentum, 0.0, 0.999, "Fix: use 0 (the blog) or 0.9.")
-    _check_number("weight_decay", weight_decay, 0.0, 1.0, "Fix: use 0 (the blog) or about 1e-4.")
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ConfigError(f"epochs must be a whole number >= 0, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive whole number, got {batch_size!r}")
-    if pipeline not in ("memory", "blog"):
-        raise ConfigError(f"unknown pipeline {pipeline!r}; valid: 'memory', 'blog'")
-
-    dev = pick_device(device)
-    model.to(dev)
-    if channels_last:
+    protocol, speed = training_settings(protocol, speed, **overrides)
+    device = pick_device(speed.device)
+    policy = amp_policy(device, speed.amp)
+    model.to(device)
+    if speed.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    use_scaler = bool(amp) and dev.type == "cuda" and (amp == "fp16" or (amp is True and not torch.cuda.is_bf16_supported()))
-    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-    config = dict(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                  seed=seed, amp=str(amp), channels_last=channels_last, compile=compile, pipeline=pipeline,
-                  shuffle=shuffle, recompute_bn=recompute_bn, dataset=data.info.as_dict())
-    history = History(model=model_spec(model)["name"], device=str(dev), config=config)
-
-    start_epoch = 1
+    optimizer = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                                weight_decay=protocol.weight_decay)
+    scaler = policy.grad_scaler()
+    history = History(model=model_spec(model)["name"], device=str(device), config=run_config(protocol, speed, data))
     if resume is not None:
-        state = load_into(model, resume)
-        model.to(dev)
-        if state.get("optimizer"):
-            optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state["extra"].get("scaler"):
-            scaler.load_state_dict(state["extra"]["scaler"])
-        previous = History.from_dict(state["history"] or {})
-        history.records = list(previous.records)
-        start_epoch = len(history.records) + 1
-        if start_epoch > epochs:
-            history.message = f"checkpoint {display_path(resume)} already holds {len(history.records)} epochs"
+        resume_from(resume, model, optimizer, history, protocol, scaler)
+        if len(history) >= protocol.epochs:
+            history.message = f"checkpoint {display_path(resume)} already holds {len(history)} epochs"
             return history
-
-    mode = compile if isinstance(compile, str) else None  # e.g. "reduce-overhead"
-    step_model = torch.compile(model, mode=mode, dynamic=False) if compile else model
-    cuda_graphs = compile == "reduce-overhead" and dev.type == "cuda"
-    on_device = data.to(dev)
-    batches = BatchIterator(on_device.train_x, on_device.train_y, batch_size, shuffle=shuffle, seed=seed)
-    n_train = len(on_device.train_y)
-    check_every = check_every or (1 if dev.type == "cpu" else 50)
-    loader = blog_loader(data, batch_size, shuffle=shuffle, pin_memory=dev.type == "cuda") if pipeline == "blog" else None
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs, initial=start_epoch - 1, desc=history.model, unit="epoch", leave=True)
-
-    def note_stop(status: str, message: str) -> History:
-        history.status, history.message = status, message
-        print(f"[course_lib] {message}")
-        return history
-
+    step_model = compiled(model, speed.compile)
+    on_device = data.to(device)
+    epoch_batches = batch_source(data, on_device, protocol, speed, device)
+    bar = _progress_bar(progress, protocol.epochs, len(history), history.model)
     try:
-        for epoch in range(start_epoch, epochs + 1):
-            model.train()
-            t0 = time.perf_counter()
-            if loader is not None:
-                if shuffle:  # the same seeding rule as the fast path
-                    loader.sampler.generator = epoch_generator(seed, epoch)
-                batch_iter = ((xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)) for xb, yb in loader)
-                n_steps = len(loader)
-            else:
-                batch_iter, n_steps = batches.epoch(epoch), len(batches)
-            losses = torch.zeros(n_steps, device=dev)
-            sizes = torch.zeros(n_steps, device=dev)
-            for step, (xb, yb) in enumerate(batch_iter):
-                if channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                losses[step] = train_step(step_model, optimizer, xb, yb, dev, amp, scaler, cuda_graphs)
-                sizes[step] = len(yb)
-                if (step + 1) % check_every == 0 or step + 1 == n_steps:
-                    finite = torch.isfinite(losses[: step + 1])
-                    if not bool(finite.all()):
-                        bad = int((~finite).nonzero()[0])
-                        return note_stop(
-                            "diverged",
-                            f"training diverged: the loss became {losses[bad].item()} at epoch {epoch}, "
-                            f"step {bad + 1} of {n_steps} (lr={lr}). The weights are now unusable; the history "
-                            f"of the {len(history.records)} completed epoch(s) is returned. Fix: use a smaller lr "
-                            f"(try {lr / 10:g}), or add BatchNorm / skips to a deep plain net.",
-                        )
-            train_loss = (losses * sizes).sum().item() / max(n_train, 1)
+        for epoch in range(len(history) + 1, protocol.epochs + 1):
+            batches, n_steps = epoch_batches(epoch)
+            result = train_epoch(step_model, optimizer, batches, n_steps, device, speed, policy, scaler)
+            if result.diverged_at is not None:
+                return _stop(history, "diverged", _diverged_message(result, epoch, n_steps, protocol.lr, len(history)))
             if step_losses is not None:
-                step_losses.extend(losses.tolist())
-            seconds = time.perf_counter() - t0
-            if recompute_bn:
-                recompute_bn_stats(model, on_device.train_x)
-            test_acc = evaluate(model, on_device.test_x, on_device.test_y, eval_batch_size, amp, channels_last)
-            history.records.append(dict(epoch=epoch, train_loss=train_loss, test_acc=test_acc,
-                                        seconds=seconds, images_per_s=n_train / seconds))
+                step_losses.extend(result.step_losses.tolist())
+            test_acc = evaluate_after_epoch(model, on_device, protocol, speed)
+            history.records.append(dict(epoch=epoch, train_loss=result.train_loss, test_acc=test_acc,
+                                        seconds=result.seconds, images_per_s=len(data.train_y) / result.seconds))
             if checkpoint is not None:
                 extra = {"scaler": scaler.state_dict()} if scaler is not None else {}
                 save_checkpoint(checkpoint, model, history, optimizer, extra)
             if bar is not None:
-                bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{test_acc:.2%}")
+                bar.set_postfix(loss=f"{result.train_loss:.4f}", acc=f"{test_acc:.2%}")
                 bar.update(1)
     except KeyboardInterrupt:
-        done = len(history.records)
-        where = (f"; the checkpoint of epoch {done} is at {display_path(checkpoint)}, continue with "
-                 f"fit(..., resume={str(display_path(checkpoint))!r})" if checkpoint and done else
-                 "; pass checkpoint='run.pt' to keep a checkpoint every epoch")
-        return note_stop("interrupted", f"training interrupted during epoch {done + 1}: the history of the "
-                                        f"{done} completed epoch(s) is returned{where}.")
+        return _stop(history, "interrupted", _interrupted_message(len(history), checkpoint))
     finally:
         if bar is not None:
             bar.close()
     return history
 
 
+def _progress_bar(progress: bool, total: int, done: int, name: str):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc=name, unit="epoch", leave=True)
+
+
+def _stop(history: History, status: str, message: str) -> History:
+    history.status, history.message = status, message
+    print(f"[course_lib] {message}")
+    return history
+
+
+def _diverged_message(result: EpochResult, epoch: int, n_steps: int, lr: float, done: int) -> str:
+    loss = result.step_losses[result.diverged_at - 1].item()
+    return (f"training diverged: the loss became {loss} at epoch {epoch}, step {result.diverged_at} of {n_steps} "
+            f"(lr={lr}). The weights are now unusable; the history of the {done} completed epoch(s) is returned. "
+            f"Fix: use a smaller lr (try {lr / 10:g}), or add BatchNorm / skips to a deep plain net.")
+
+
+def _interrupted_message(done: int, checkpoint: str | Path | None) -> str:
+    where = (f"; the checkpoint of epoch {done} is at {display_path(checkpoint)}, continue with "
+             f"fit(..., resume={str(display_path(checkpoint))!r})" if checkpoint and done else
+             "; pass checkpoint='run.pt' to keep a checkpoint every epoch")
+    return (f"training interrupted during epoch {done + 1}: the history of the {done} completed epoch(s) "
+            f"is returned{where}.")
+
+
 def history_to_json(history: History, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(history.as_dict(), indent=2))
-    return path
+    """Write ``history`` as JSON to ``path`` (atomically, through the course's one JSON writer)."""
+    from .results import write_json
+
+    return write_json(path, history.as_dict(), indent=2)

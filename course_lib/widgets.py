@@ -13,12 +13,15 @@ redraw); the conv nets of the notebook behave the same way (its gradient-vs-dept
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import torch
 
-from .plots import save_figure
+from .errors import ConfigError
+from .plots import COLORS, finish_figure
 
 MAX_DEPTH = 100
 
@@ -33,10 +36,10 @@ def signal_and_gradient(depth: int, weight_scale: float, width: int = 64, batch:
     for l = 0..depth, plus ``layer`` = [0..depth]. The weights depend only on the seed,
     not on ``depth``: a deeper stack adds layers on top of the same ones.
     """
-    if not 1 <= depth <= MAX_DEPTH:
-        raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
-    if weight_scale < 0:
-        raise ValueError(f"weight_scale must be >= 0, got {weight_scale}")
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or not 1 <= depth <= MAX_DEPTH:
+        raise ConfigError(f"depth must be a whole number from 1 to {MAX_DEPTH}, got {depth!r}")
+    if not isinstance(weight_scale, numbers.Real) or not math.isfinite(weight_scale) or weight_scale < 0:
+        raise ConfigError(f"weight_scale must be a finite number >= 0 (1 = He init), got {weight_scale!r}")
     gen = torch.Generator().manual_seed(seed)
     weights = torch.randn(MAX_DEPTH, width, width, generator=gen, dtype=torch.float64)[:depth]
     weights = weights * weight_scale * (2.0 / width) ** 0.5
@@ -65,14 +68,14 @@ def draw_explorer(depth: int, weight_scales: Sequence[float], width: int = 64):
         sizes = signal_and_gradient(depth, scale, width=width)
         for ax, what, label in ((row[0], "signal", "rms(h_l) / rms(h_0)"),
                                 (row[1], "gradient", "rms(dLoss/dh_l) / rms(dLoss/dh_L)")):
-            for kind, color in (("plain", "tab:red"), ("residual", "tab:blue")):
+            for kind in ("plain", "residual"):
                 values = [max(v, 1e-300) for v in sizes[f"{kind}_{what}"]]  # 0 cannot sit on a log axis
-                ax.plot(sizes["layer"], values, color=color, marker="." if depth <= 40 else None,
+                ax.plot(sizes["layer"], values, color=COLORS[kind], marker="." if depth <= 40 else None,
                         label=f"{kind}: {values[0 if what == 'gradient' else -1]:.2g} at layer "
                               f"{0 if what == 'gradient' else depth}")
             ax.set(yscale="log", xlabel="layer l", ylabel=label,
                    title=f"{what}, depth {depth}, weight scale {scale:g}")
-            ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+            ax.axhline(1.0, color=COLORS["neutral"], lw=0.8, ls=":")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()
@@ -106,7 +109,4 @@ def explorer(depth: int = 30, weight_scale: float = 0.5):
 
 def explorer_figure(depth: int = 30, weight_scales: Sequence[float] = (0.5, 1.0), name: str | None = "02_explorer"):
     """The explorer's picture as a static figure (one row per scale), saved as ``figures/NAME.png``."""
-    fig = draw_explorer(depth, weight_scales)
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(draw_explorer(depth, weight_scales), name=name)

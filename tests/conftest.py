@@ -10,6 +10,7 @@ import pytest
 
 import course_lib.data as data_mod
 from course_lib.data import load_data
+from course_lib.locations import FIGURES_ENV
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -40,6 +41,18 @@ def write_idx_dataset(folder: Path, n_train: int = 60, n_test: int = 20, gz: boo
             else:
                 (folder / name).write_bytes(blob)
     return arrays
+
+
+@pytest.fixture(scope="session")
+def _test_figures(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("figures")
+
+
+@pytest.fixture(autouse=True)
+def _figures_stay_out_of_the_repo(monkeypatch, _test_figures):
+    """A figure a test saves goes to a temporary folder, never over the committed ``figures/``
+    (a test that wants another folder sets ``COURSE_FIGURES_DIR`` itself)."""
+    monkeypatch.setenv(FIGURES_ENV, str(_test_figures))
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,22 @@
-"""Tests for course_lib.lessons.cnn_vs_resnet.claims (notebook 04): the blog's table, seed spread, diagnosis, verdicts, figures, README."""
+"""Tests for course_lib.lessons.cnn_vs_resnet.claims and .figures (notebook 04): the blog's table, stalls in steps,
+the spread over seeds with Wilson intervals, learning speed, the rule for a real difference, verdicts, figures,
+and the README's verdict tables."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
-from course_lib.lessons.cnn_vs_resnet import claims
+from course_lib.lessons.cnn_vs_resnet import claims, figures
 from course_lib.lessons.cnn_vs_resnet import protocol as cmp
+from course_lib.stats import wilson_interval
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def _fake(curves: dict[str, list[list[float]]], accs: dict[str, list[list[float]]] | None = None) -> dict:
+def _fake(curves: dict[str, list[list[float]]], accs: dict[str, list[list[float]]] | None = None,
+          n_train: int = 640, n_test: int = 1000) -> dict:
     runs = []
     for model, per_seed in curves.items():
         for seed, losses in enumerate(per_seed):
@@ -18,86 +27,108 @@ def _fake(curves: dict[str, list[list[float]]], accs: dict[str, list[list[float]
     n = len(next(iter(curves.values()))[0])
     return {"dataset": "sample", "source": "test", "device": "cpu", "profile": "smoke",
             "protocol": dict(cmp.BLOG_PROTOCOL, epochs=n), "runs": runs,
-            "meta": {"dataset": "sample", "source": "test", "profile": "smoke", "date": "today"}}
+            "meta": {"dataset": "sample", "source": "test", "profile": "smoke", "date": "today",
+                     "n_train": n_train, "n_test": n_test}}
 
 
-def test_table_epochs_are_the_blogs_fractions():
-    assert claims.table_epochs(30) == [10, 20, 30]
-    assert claims.table_epochs(9) == [3, 6, 9]
-    assert claims.table_epochs(2) == [1, 2]
-    assert claims.table_epochs(1) == [1]
-    assert claims.table_epochs(0) == []
+def test_blog_table_is_restated_with_both_languages_and_wilson_intervals():
+    text = claims.blog_claims_markdown()
+    for zh, en in claims.BLOG_COLUMNS:
+        assert f"{zh} ({en})" in text
+    assert "| 30 | 0.2 | 97.0% |" in text and "| 30 | 0.04 | 99.5% |" in text
+    lo, hi = wilson_interval(9950, 10_000)
+    assert f"| {100 * lo:.1f}-{100 * hi:.1f}% |" in text  # 99.5% on 10,000 images: 99.3-99.6%
 
 
-def test_blog_table_means_spreads_and_claims():
-    losses = [[1.0] * 30, [3.0] * 30]
-    accs = [[0.90] * 30, [0.96] * 30]
-    rows = claims.blog_table(_fake({"BlogResNet": losses}, {"BlogResNet": accs}))
-    assert [r["epoch"] for r in rows] == [10, 20, 30]
-    last = rows[-1]
-    assert last["train_loss"] == pytest.approx(2.0) and last["test_acc"] == pytest.approx(0.93)
-    assert (last["acc_min"], last["acc_max"], last["n_seeds"]) == (0.90, 0.96, 2)
-    assert (last["blog_train_loss"], last["blog_test_acc"]) == (0.04, 0.995)
-    assert rows[0]["blog_test_acc"] is None  # the blog gave no epoch-10 numbers
-    short = claims.blog_table(_fake({"BlogResNet": [[1.0] * 9]}))
-    assert all(r["blog_test_acc"] is None for r in short)  # no claims next to a 9-epoch run
-    text = claims.format_blog_table(_fake({"BlogResNet": losses}, {"BlogResNet": accs}))
-    assert "99.5%" in text and "93.00%" in text and "sample" in text
+def test_measured_on_strips_machine_paths():
+    result = _fake({"BlogResNet": [[1.0]]})
+    result["meta"]["source"] = "Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)"
+    label = claims.measured_on(result)
+    assert "Debian package dataset-fashion-mnist" in label and "/usr" not in label and "()" not in label
 
 
-def test_escape_epoch():
+def test_escape_epoch_and_steps():
     assert claims.escape_epoch([2.31, 2.30, 1.9, 0.5]) == 3
     assert claims.escape_epoch([2.31, 2.30]) is None
     assert claims.escape_epoch([0.5], threshold=0.4) is None
+    assert claims.steps_per_epoch(_fake({"BlogPlain": [[2.3]]}, n_train=4000)) == 63  # 4,000 / 64, rounded up
+    assert claims.steps_per_epoch(_fake({"BlogPlain": [[2.3]]}, n_train=60000)) == 938
 
 
-def test_seed_spread():
-    spread = claims.seed_spread(_fake({"BlogPlain": [[2.3, 2.3, 1.0], [2.3, 1.5, 0.5]]},
-                                   {"BlogPlain": [[0.1, 0.1, 0.8], [0.1, 0.6, 0.9]]}))[0]
-    assert spread["acc_mean"] == pytest.approx(0.85) and spread["acc_std"] == pytest.approx(0.0707, abs=1e-3)
-    assert spread["escape_epochs"] == [3, 2] and spread["loss_max"] == 1.0
+def test_seed_spread_gives_mean_sd_wilson_and_stalls_in_steps():
+    result = _fake({"BlogPlain": [[2.3, 2.3, 1.0], [2.3, 1.5, 0.5], [2.3, 2.3, 2.3]]},
+                   {"BlogPlain": [[0.1, 0.1, 0.8], [0.1, 0.6, 0.9], [0.1, 0.1, 0.1]]}, n_train=640, n_test=1000)
+    row = claims.seed_spread(result)[0]
+    assert row["acc_mean"] == pytest.approx(0.6) and row["acc_sd"] == pytest.approx(0.43589, abs=1e-4)
+    assert (row["acc_low"], row["acc_high"]) == pytest.approx(wilson_interval(600, 1000))
+    assert row["escape_epochs"] == [3, 2, None] and row["escape_steps"] == [30, 20, None]  # 640 / 64 = 10 steps
+    assert row["steps"] == 30
+    text = claims.format_seed_spread(result)
+    assert "60.00% ± 43.59" in text and "30, 20, never in 30" in text and "n=1,000" in text
 
 
-def test_diagnosis_tells_slow_start_from_slower_learning():
+def test_learning_speed_counts_steps_after_leaving_the_chance_loss():
     resnet = [1.5, 0.8, 0.4, 0.2, 0.1, 0.05]
-    shifted = [2.30, 2.30] + resnet[:4]  # the same curve, two epochs late
-    slower = [2.30, 1.9, 1.7, 1.5, 1.3, 1.2]  # starts at once but learns much slower
-    d = claims.diagnose_gap(_fake({"BlogPlain": [shifted, slower], "BlogResNet": [resnet, resnet]}))
-    assert d[0]["plain_escape"] == 3 and d[0]["shifted_ratio"] == pytest.approx(1.0)
-    assert d[0]["reading"].startswith("slow start")
-    assert d[1]["shifted_ratio"] > 1.5 and "degradation" in d[1]["reading"]
-    never = claims.diagnose_gap(_fake({"BlogPlain": [[2.3] * 6], "BlogResNet": [resnet]}))[0]
-    assert never["plain_escape"] is None and "never" in never["reading"]
+    late = [2.30, 2.30] + resnet[:4]  # the same curve, two epochs late: a slow start
+    slower = [2.30, 1.9, 1.7, 1.5, 1.3, 1.2]  # leaves at once but never reaches 0.3
+    rows = claims.learning_speed(_fake({"BlogPlain": [late, slower], "BlogResNet": [resnet, resnet]}))
+    by = {(r["seed"], r["model"]): r for r in rows}
+    assert by[(0, "BlogResNet")] == {"seed": 0, "model": "BlogResNet", "escape_step": 10, "learned_step": 40,
+                                     "steps_after": 30}
+    assert by[(0, "BlogPlain")]["escape_step"] == 30 and by[(0, "BlogPlain")]["steps_after"] == 30  # as fast
+    assert by[(1, "BlogPlain")]["escape_step"] == 20 and by[(1, "BlogPlain")]["learned_step"] is None
+    text = claims.format_learning_speed(_fake({"BlogPlain": [[2.3] * 6], "BlogResNet": [resnet]}))
+    assert "never left ln 10 in 60 steps" in text and "30 steps after leaving ln 10" in text
 
 
-# --------------------------------------------------------------------------- the verdict and the figures
+def test_differences_apply_the_courses_rule():
+    three = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[0.1]] * 3, "BlogCNN": [[0.1]] * 3},
+                  {"BlogResNet": [[0.970], [0.971], [0.969]], "BlogPlain": [[0.950], [0.951], [0.949]],
+                   "BlogCNN": [[0.969], [0.972], [0.968]]}, n_test=10_000)
+    rows = {r["b"]: r["verdict"] for r in claims.differences(three)}
+    assert rows["BlogPlain"].real and not rows["BlogCNN"].real
+    one = _fake({"BlogResNet": [[0.1]], "BlogPlain": [[0.1]]}, {"BlogResNet": [[0.99]], "BlogPlain": [[0.10]]})
+    verdict = claims.differences(one)[0]["verdict"]
+    assert not verdict.real and "not evidence" in verdict.reason  # one seed is never evidence
+    assert "± 0.10 (3 seeds)" in claims.format_differences(three)
+
+
+# --------------------------------------------------------------------------- the verdict
 
 
 def _exact(result: dict) -> dict:
     """``result`` relabelled as the blog's exact protocol (full MNIST, 30 epochs)."""
     return dict(result, dataset="mnist", meta=dict(result["meta"], dataset="mnist", full_data=True, n_train=60000,
-                                                   blog_protocol_exact=True))
+                                                   n_test=10000, blog_protocol_exact=True))
 
 
-def test_verdicts_judge_only_the_exact_protocol_and_say_the_direction():
-    curves = {"BlogCNN": [[0.2] * 30, [0.25] * 30], "BlogResNet": [[0.004] * 30, [0.003] * 30],
-              "BlogPlain": [[2.3] * 5 + [0.01] * 25, [2.3] * 9 + [0.01] * 21]}
-    accs = {"BlogCNN": [[0.968] * 30, [0.972] * 30], "BlogResNet": [[0.984] * 30, [0.986] * 30],
-            "BlogPlain": [[0.985] * 30, [0.992] * 30]}
-    rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(_fake(curves, accs)))}
+def _three_seeds():
+    curves = {"BlogCNN": [[0.2] * 30, [0.25] * 30, [0.22] * 30], "BlogResNet": [[0.004] * 30] * 3,
+              "BlogPlain": [[2.3] * 5 + [0.01] * 25, [2.3] * 9 + [0.01] * 21, [2.3] * 7 + [0.01] * 23]}
+    accs = {"BlogCNN": [[0.968] * 30, [0.972] * 30, [0.970] * 30],
+            "BlogResNet": [[0.984] * 30, [0.986] * 30, [0.985] * 30],
+            "BlogPlain": [[0.985] * 30, [0.990] * 30, [0.984] * 30]}
+    return _fake(curves, accs)
+
+
+def test_verdicts_judge_only_the_exact_protocol_with_three_seeds():
+    rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(_three_seeds()))}
     assert rows["BlogCNN: train loss 0.2"] == "**reproduced**"
-    assert rows["BlogCNN: test accuracy 97.0%"] == "**reproduced**"  # 97% lies inside our range over seeds
-    assert rows["BlogResNet: train loss 0.04"] == "**not reproduced**: ours is 11x lower"
-    assert rows["BlogResNet: test accuracy 99.5%"] == "**not reproduced**: 1.0 points below the claim"
-    assert rows["Implied: the ResNet beats the CNN"].startswith("BlogResNet ahead by 1.5 points, beyond seed noise")
+    assert rows["BlogCNN: test accuracy 97.0%"] == "**reproduced**"  # 97% lies inside our seeds' Wilson range
+    assert rows["BlogResNet: train loss 0.04"] == "**not reproduced**: ours is 10x lower"
+    assert rows["BlogResNet: test accuracy 99.5%"] == "**not reproduced**: ours is 1.0 points below the claim"
+    assert rows["Implied: the ResNet beats the CNN"].startswith(
+        "BlogResNet ahead by 1.50 points: **a real difference**")
     assert "within seed noise" in rows["Implied: the skips are what make it better"]
-    on_sample = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_fake(curves, accs))}
+    on_sample = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_three_seeds())}
     assert on_sample["BlogResNet: train loss 0.04"].startswith("**not comparable**")
     assert on_sample["BlogCNN: test accuracy 97.0%"].startswith("**not verified**: measured on the MNIST sample")
-    one_seed = _fake({"BlogCNN": [[2.303] * 3], "BlogResNet": [[0.1] * 3]}, {"BlogCNN": [[0.1] * 3],
-                                                                          "BlogResNet": [[0.9] * 3]})
+    one_seed = _fake({"BlogCNN": [[2.303] * 3], "BlogResNet": [[0.1] * 3]},
+                     {"BlogCNN": [[0.1] * 3], "BlogResNet": [[0.9] * 3]})
+    exact_rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(one_seed))}
+    assert exact_rows["BlogResNet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
     text = claims.format_verdicts(one_seed)
-    assert "it never left the chance loss" in text and "one seed each" in text
+    assert "it never left the chance loss ln 10 in 30 steps" in text and "not evidence: 1 seed" in text
     assert text.splitlines()[2].startswith("| The blog's claim") and text.count("\n| ") == 6
 
 
@@ -108,21 +139,33 @@ def test_plots_save_pngs(compare_result, tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
-    claims.plot_curves(compare_result, name="04_test_curves")
-    claims.plot_claims(compare_result, name="04_test_claims")
+    figures.plot_curves(compare_result, name="04_test_curves")
+    fig = figures.plot_claims([("the test data", compare_result)], name="04_test_claims")
+    claims_ax, ours_ax = fig.axes[:2]
+    assert claims_ax.get_yscale() == "linear" and not claims_ax.patches  # dots and error bars, no bars
+    low, high = claims_ax.get_ylim()
+    assert 95 < low and high < 101  # zoomed on the claims, not 0-100
+    assert "full MNIST" in claims_ax.get_title() and "the test data" in ours_ax.get_title()
     plt.close("all")
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["04_test_claims.png", "04_test_curves.png"]
 
 
-# --------------------------------------------------------------------------- the README's numbers
+# --------------------------------------------------------------------------- the committed results and the README
+
+
+def test_committed_results_carry_no_machine_path():
+    for path in sorted((ROOT / "results").glob("04_*.json")):
+        text = path.read_text()
+        for bad in ("/usr/share", "/work/", "/tmp/", "/root/", "/home/"):
+            assert bad not in text, f"{path.name} holds a machine path ({bad}...)"
+        json.loads(text)
 
 
 def test_readme_verdicts_are_generated_from_the_committed_results():
-    """The README's table of verdicts is format_verdicts() of the committed result files, to the letter."""
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    """The README's table of verdicts is readme_verdicts() of the committed result files, to the letter."""
+    readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- verdicts-04 -->")[1].split("<!-- /verdicts-04 -->")[0].strip()
     assert block == claims.readme_verdicts(), (
         "README.md's verdicts are out of date; replace the block between its verdicts-04 markers with the output of: "
-        "python -c \"from course_lib import comparison as c; print(c.readme_verdicts())\"")
+        "python -c \"from course_lib.lessons.cnn_vs_resnet import claims; print(claims.readme_verdicts())\"")
+    assert "/usr/share" not in block and "5%" in block

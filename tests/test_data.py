@@ -126,7 +126,26 @@ def test_offline_env_skips_download(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     monkeypatch.setattr(data_mod, "_download", lambda *a: pytest.fail("download attempted while offline"))
     d = load_data("mnist", root=tmp_path)
-    assert d.info.source == "sample (fallback)" and "COURSE_OFFLINE" in capsys.readouterr().out
+    assert d.info.source == "sample (fallback)" and "COURSE_OFFLINE is set" in d.info.note
+    line = capsys.readouterr().out
+    assert line.count("\n") == 1 and len(line) <= 121 and "python -m course_lib data --dataset mnist" in line
+
+
+def test_fallback_line_is_short_and_carries_no_exception_text(tmp_path, no_network, capsys):
+    d = load_data("mnist", root=tmp_path)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and len(out.rstrip("\n")) <= 120
+    assert "MNIST sample" in out and "4,000 train / 1,000 test" in out
+    assert "python -m course_lib data --dataset mnist" in out
+    assert "Error" not in out and "RuntimeError" not in out and "download failed" in d.info.note
+
+
+def test_a_data_root_that_is_a_file_is_a_clear_error(tmp_path):
+    root = tmp_path / "data"
+    root.write_text("not a folder")
+    with pytest.raises(ConfigError, match="is a file, not a folder") as err:
+        load_data("mnist", root=root)
+    assert "data" in str(err.value) and "Fix" in str(err.value)
 
 
 # --------------------------------------------------------------------------- corrupt files

@@ -1,7 +1,8 @@
-"""Tests for course_lib.lessons.degradation (notebook 01) and its exercise checks. CPU, no network, < 60 s."""
+"""Tests for course_lib.lessons.degradation (notebook 01 and ``python -m course_lib degradation``). CPU, < 60 s."""
 from __future__ import annotations
 
 import json
+import math
 
 import matplotlib
 
@@ -13,18 +14,21 @@ import torch
 import course_lib.lessons.degradation as D
 from course_lib.__main__ import main
 from course_lib.errors import ConfigError
-from course_lib.exercises import nb01
 from course_lib.models import plain_net
 from course_lib.profiles import PROFILES
-from course_lib.training import seed_everything
+from course_lib.training import fit, seed_everything
 
-RUN_KEYS = {"kind", "depth", "seed", "final_train_loss", "test_acc", "curve"}
+RUN_KEYS = {"kind", "depth", "seed", "epochs", "steps", "final_train_loss", "test_acc", "curve"}
 
 
 @pytest.fixture(scope="module")
 def batch():
-    torch.set_flush_denormal(True)
     return D.digit_batch(64)
+
+
+@pytest.fixture(scope="module")
+def flow(batch):
+    return D.gradient_flow((8, 32), *batch, seed=0)
 
 
 @pytest.fixture
@@ -33,23 +37,43 @@ def tmp_figures(monkeypatch, tmp_path):
     return tmp_path
 
 
-def fake_result(losses: dict[tuple[str, int, int], float]) -> dict:
-    """A sweep result with the given final losses, keyed (kind, depth, seed)."""
-    runs = [dict(kind=k, depth=d, seed=s, final_train_loss=v, test_acc=0.5, curve=[2.3, v])
-            for (k, d, s), v in losses.items()]
-    return dict(profile="smoke", dataset="sample", source="test", runs=runs,
-                config=dict(width=16, batch_norm=True, lr=0.1, batch_size=128, epochs=1), meta={})
+def fake_result(losses: dict[tuple[str, int, int, int], float]) -> dict:
+    """A sweep result with the given final losses, keyed (kind, depth, seed, steps)."""
+    runs = [dict(kind=k, depth=d, seed=s, epochs=n // 32, steps=n, final_train_loss=v, test_acc=0.5,
+                 curve=[2.3] * (n - 1) + [v]) for (k, d, s, n), v in losses.items()]
+    return dict(profile="smoke", dataset="sample", source="test", runs=runs, meta={},
+                config=dict(width=16, batch_norm=True, lr=0.1, lr_schedule="constant", batch_size=128))
+
+
+def two_budget_result(deep_small=2.0, deep_large=1.5, residual_large=0.2, noisy_seed_loss=None) -> dict:
+    """Plain-8 / plain-32 / residual-32, seeds 0 and 1, budgets 64 and 192 steps."""
+    losses = {}
+    for seed in (0, 1):
+        jitter = 0.05 * seed
+        losses |= {("plain", 8, seed, 64): 1.5 + jitter, ("plain", 8, seed, 192): 0.4 + jitter,
+                   ("plain", 32, seed, 64): deep_small + jitter, ("plain", 32, seed, 192): deep_large + jitter,
+                   ("residual", 8, seed, 64): 1.0, ("residual", 8, seed, 192): 0.3,
+                   ("residual", 32, seed, 64): 0.5, ("residual", 32, seed, 192): residual_large}
+    if noisy_seed_loss is not None:
+        losses[("plain", 32, 1, 192)] = noisy_seed_loss
+    return fake_result(losses)
 
 
 # ---------------------------------------------------------------------------- settings
 
 
-def test_settings_cover_every_profile():
+def test_settings_cover_every_profile_and_the_cpu_budgets_are_three_fold():
     for name in PROFILES:
         row = D.settings(name)
         assert set(row) == {"sweep", "gradient", "identity"}
         assert all(d % 2 == 0 and d >= 2 for d in row["sweep"]["depths"])
-    assert D.settings("cpu")["sweep"]["seeds"] >= 2  # "by more than the seed-to-seed spread" needs a spread
+        assert list(row["sweep"]["budgets"]) == sorted(row["sweep"]["budgets"]) and len(row["sweep"]["budgets"]) >= 2
+    cpu = D.settings("cpu")["sweep"]
+    assert cpu["seeds"] >= 3  # "by more than the seed-to-seed spread" needs a spread
+    assert cpu["budgets"][-1] >= 3 * cpu["budgets"][0]  # the long budget is at least 3x the short one
+    assert max(D.settings("full")["sweep"]["depths"]) == 56
+    with pytest.raises(ConfigError, match="kind"):
+        D.build_net("highway", 8)
 
 
 # ---------------------------------------------------------------------------- gradient flow
@@ -63,51 +87,91 @@ def test_gradient_norms_one_per_weight_layer_and_grads_cleared(batch):
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_gradient_vanishes_without_bn_but_not_with_bn_or_skips(batch):
-    flow = D.gradient_flow((8, 32), *batch, seed=0)
-    assert set(flow) == {"plain-8, no BN", "plain-32, no BN", "residual-32, no BN",
-                         "plain-8, BN", "plain-32, BN", "residual-32, BN"}
-    assert D.input_to_output_ratio(flow["plain-32, no BN"]) < 1e-8  # vanishes
-    assert D.input_to_output_ratio(flow["plain-32, no BN"]) < D.input_to_output_ratio(flow["plain-8, no BN"])
-    assert D.input_to_output_ratio(flow["plain-32, BN"]) > 1  # does not vanish with BN: it grows
-    assert 1e-2 < D.input_to_output_ratio(flow["residual-32, no BN"]) < 1e2  # nearly flat
+def test_three_regimes_vanish_stay_level_and_explode(flow):
+    regimes = list(D.REGIMES)
+    assert set(flow) == {D.net_label(kind, d, r) for r in regimes for kind, d in
+                         (("plain", 8), ("plain", 32), ("residual", 32))}
+    ratio = {k: D.input_to_output_ratio(v) for k, v in flow.items()}
+    # default init, no BN: vanishes, more with depth, at about the 0.39 orders per layer the variance predicts
+    assert ratio["plain-32, no BN, default init"] < 1e-8 < ratio["plain-8, no BN, default init"]
+    assert 0.3 < D.orders_per_layer(flow["plain-32, no BN, default init"]) < 0.6
+    # He init, no BN: within a small factor at every depth
+    for depth in (8, 32):
+        assert 0.1 < ratio[f"plain-{depth}, no BN, He init"] < 10
+        assert abs(D.orders_per_layer(flow[f"plain-{depth}, no BN, He init"])) < 0.1
+    # BN: grows toward the input, more with depth (exploding)
+    assert ratio["plain-32, BN"] > 3 * ratio["plain-8, BN"] and ratio["plain-32, BN"] > 10
+    # the residual net stays within a small factor without BN
+    assert 1e-2 < ratio["residual-32, no BN, default init"] < 1e2
+
+
+def test_predicted_orders_per_layer_follow_from_the_weights():
+    seed_everything(0)
+    assert D.predicted_orders_per_layer(D.regime_net("plain", 32, "no BN, default init")) == pytest.approx(
+        math.log10(math.sqrt(6)), abs=0.02)  # Var(w) = 1/(3 fan_in): variance x 1/6 per layer
+    assert D.predicted_orders_per_layer(D.regime_net("plain", 32, "no BN, He init")) == pytest.approx(0, abs=0.02)
+
+
+def test_orders_per_layer_skips_exact_zeros_and_reads_slopes():
+    norms = [1.0] + [10.0 ** (-0.5 * i) for i in range(10)][::-1] + [1.0]  # body rises 0.5 orders per layer
+    assert D.orders_per_layer(norms) == pytest.approx(0.5)
+    assert D.orders_per_layer([1.0, 0.0, 0.0, 1e-3, 1e-2, 1.0]) == pytest.approx(1.0)
+    assert math.isnan(D.orders_per_layer([1.0, 0.0, 1.0]))
 
 
 def test_gradient_flow_is_reproducible(batch):
-    a = D.gradient_flow((8,), *batch, seed=3)
-    b = D.gradient_flow((8,), *batch, seed=3)
-    assert a == b
+    assert D.gradient_flow((8,), *batch, seed=3) == D.gradient_flow((8,), *batch, seed=3)
+
+
+def test_gradient_table_and_plot(flow, tmp_figures, capsys):
+    D.print_gradient_ratios(flow)
+    out = capsys.readouterr().out
+    assert "plain-32, BN" in out and "grows" in out and "shrinks" in out
+    D.plot_gradient_flow(flow, name="t_flow")
+    assert (tmp_figures / "t_flow.png").is_file()
 
 
 # ---------------------------------------------------------------------------- the sweep
 
 
 def test_final_loss_is_mean_of_last_fifth():
-    curve = list(range(10))
-    assert D.final_loss(curve) == pytest.approx(8.5)  # last 2 of 10 steps
+    assert D.final_loss(list(range(10))) == pytest.approx(8.5)  # last 2 of 10 steps
     assert D.final_loss([3.0]) == 3.0
 
 
-def test_cli_smoke_sweep_writes_the_documented_json(tmp_path, capsys):
+def test_a_short_budget_is_exactly_a_separate_short_run():
+    data = D.sweep_data("smoke")
+    both = D.train_depth_net("plain", 4, 0, data, (1, 3), device="cpu")
+    short = D.train_depth_net("plain", 4, 0, data, (1,), device="cpu")
+    long = D.train_depth_net("plain", 4, 0, data, (3,), device="cpu")
+    assert both == short + long
+    assert both[1]["curve"][:both[0]["steps"]] == both[0]["curve"] and 3 * both[0]["steps"] == both[1]["steps"]
+    seed_everything(0)
+    curve = []
+    fit(plain_net(4), data, epochs=3, batch_size=128, lr=0.1, seed=0, device="cpu", progress=False, step_losses=curve)
+    assert long[0]["final_train_loss"] == pytest.approx(D.final_loss(curve), rel=1e-12)  # it is fit's run
+
+
+def test_cli_smoke_sweep_writes_steps_next_to_every_loss(tmp_path, capsys):
     out = tmp_path / "sweep.json"
     assert main(["degradation", "--profile", "smoke", "--seeds", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     cfg = D.settings("smoke")["sweep"]
     assert {"profile", "dataset", "source", "config", "runs", "meta", "final_train_loss_definition"} <= set(result)
     assert result["profile"] == "smoke" and result["dataset"] == "sample"
-    assert set(result["config"]) == {"width", "batch_norm", "lr", "batch_size", "epochs"}
-    assert result["config"]["epochs"] == cfg["epochs"]
+    per_epoch = -(-cfg["train_limit"] // result["config"]["batch_size"])
+    assert result["config"]["budgets"] == [dict(epochs=e, steps=e * per_epoch) for e in cfg["budgets"]]
+    assert result["config"]["lr_schedule"] == "constant"
     assert "last 20%" in result["final_train_loss_definition"]
     assert result["meta"]["profile"] == "smoke" and result["meta"]["n_train"] == cfg["train_limit"]
-    assert len(result["runs"]) == 2 * len(cfg["depths"])
-    steps = -(-cfg["train_limit"] // result["config"]["batch_size"]) * cfg["epochs"]
+    assert len(result["runs"]) == 2 * len(cfg["depths"]) * len(cfg["budgets"])
     for run in result["runs"]:
         assert set(run) == RUN_KEYS
-        assert run["kind"] in ("plain", "residual") and run["depth"] in cfg["depths"] and run["seed"] == 0
-        assert len(run["curve"]) == steps
+        assert run["steps"] == run["epochs"] * per_epoch == len(run["curve"])
         assert run["final_train_loss"] == pytest.approx(D.final_loss(run["curve"]), rel=1e-3)
         assert 0.0 <= run["test_acc"] <= 1.0
-    assert "plain-2 " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "plain-4 " in printed and "seed spread" in printed and "after 12 SGD steps" in printed
 
 
 def test_sweep_refuses_zero_seeds():
@@ -115,42 +179,38 @@ def test_sweep_refuses_zero_seeds():
         D.run_sweep("smoke", seeds=0, verbose=False)
 
 
-def test_one_training_run_learns_and_is_reproducible():
-    data = D.sweep_data("smoke")
-    a = D.train_depth_net("residual", 8, 0, data, epochs=1, device="cpu")
-    b = D.train_depth_net("residual", 8, 0, data, epochs=1, device="cpu")
-    assert a == b
-    assert a["curve"][-1] < a["curve"][0]  # the loss goes down
-    assert a["test_acc"] > 0.15  # better than chance after one epoch
+def test_verdict_holds_when_the_gap_stays_and_fails_otherwise():
+    v = D.degradation_verdict(two_budget_result())
+    assert v["holds"] and v["deepest"] == 32 and v["reference_depth"] == 8 and v["budgets"] == [64, 192]
+    assert v["spread"] == pytest.approx(0.05) and v["seeds"][0]["gap"] == pytest.approx(1.1)
+    assert v["seeds"][0]["gap_small"] == pytest.approx(0.5) and v["seeds"][0]["gap_kept"]
+    noisy = D.degradation_verdict(two_budget_result(noisy_seed_loss=3.0))  # spread 1.5 > the gap of seed 0
+    assert not noisy["holds"] and not noisy["seeds"][0]["deeper_plain_is_worse"]
+    worse_residual = D.degradation_verdict(two_budget_result(residual_large=1.9))
+    assert not worse_residual["holds"] and not any(p["residual_is_better"] for p in worse_residual["seeds"])
+    slow_start = D.degradation_verdict(two_budget_result(deep_small=2.4, deep_large=0.6))  # gap 0.9 -> 0.2
+    assert not slow_start["holds"] and not any(p["gap_kept"] for p in slow_start["seeds"])
+    assert all(p["deeper_plain_is_worse"] for p in slow_start["seeds"])  # only the third fact fails
 
 
-def test_verdict_holds_and_fails_when_it_should():
-    good = fake_result({("plain", 8, 0): 1.0, ("plain", 8, 1): 1.1, ("plain", 32, 0): 1.5, ("plain", 32, 1): 1.6,
-                        ("residual", 8, 0): 0.5, ("residual", 8, 1): 0.5, ("residual", 32, 0): 0.2,
-                        ("residual", 32, 1): 0.3})
-    v = D.degradation_verdict(good)
-    assert v["holds"] and v["deepest"] == 32 and v["reference_depth"] == 8 and v["spread"] == pytest.approx(0.1)
-    noisy = dict(good, runs=[dict(r, final_train_loss=2.0) if (r["kind"], r["depth"], r["seed"]) == ("plain", 32, 1)
-                             else r for r in good["runs"]])  # spread 0.5 > margin of seed 0
-    assert not D.degradation_verdict(noisy)["holds"]
-    bad_residual = dict(good, runs=[dict(r, final_train_loss=1.9) if (r["kind"], r["depth"]) == ("residual", 32)
-                                    else r for r in good["runs"]])
-    v = D.degradation_verdict(bad_residual)
-    assert not v["holds"] and not any(p["residual_is_better"] for p in v["seeds"])
+def test_verdict_needs_two_depths():
+    with pytest.raises(ConfigError, match="two depths"):
+        D.degradation_verdict(fake_result({("plain", 8, 0, 64): 1.0, ("residual", 8, 0, 64): 0.5}))
 
 
-def test_summary_and_plots(tmp_figures, capsys):
-    result = fake_result({("plain", 2, 0): 2.2, ("plain", 8, 0): 1.0, ("plain", 32, 0): 1.5,
-                          ("residual", 2, 0): 2.2, ("residual", 8, 0): 0.5, ("residual", 32, 0): 0.2})
+def test_summary_verdict_text_and_plots(tmp_figures, capsys):
+    result = two_budget_result()
     rows = {(r["kind"], r["depth"]): r for r in D.summarize(result)}
-    assert rows[("plain", 32)]["loss_mean"] == 1.5 and rows[("plain", 32)]["loss_spread"] == 0
+    assert rows[("plain", 32)]["steps"] == 192 and rows[("plain", 32)]["loss_mean"] == pytest.approx(1.525)
+    assert rows[("plain", 32)]["loss_spread"] == pytest.approx(0.05)
     D.print_summary(result)
     D.print_verdict(result)
-    assert "degradation shown for every seed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "after 64 SGD steps" in out and "after 192 SGD steps" in out
+    assert "not a slow start" in out
     D.plot_sweep_curves(result, name="t_curves")
     D.plot_sweep_depth(result, name="t_depth")
-    D.plot_compare_sweeps({"live": result, "saved": result}, name="t_pair")
-    assert {p.name for p in tmp_figures.iterdir()} == {"t_curves.png", "t_depth.png", "t_pair.png"}
+    assert {p.name for p in tmp_figures.iterdir()} == {"t_curves.png", "t_depth.png"}
 
 
 # ---------------------------------------------------------------------------- the identity argument
@@ -174,38 +234,3 @@ def test_plain_stack_copies_worse_than_residual(tmp_figures):
     assert err["plain"]["steps_to_target"] is None
     D.plot_identity(ident, name="t_identity")
     assert (tmp_figures / "t_identity.png").is_file()
-
-
-# ---------------------------------------------------------------------------- exercise checks
-
-
-def test_check_layer_gradient_norms_passes_the_solution_and_explains_failures():
-    assert nb01.check_layer_gradient_norms(nb01.solution_layer_gradient_norms).passed
-
-    def stub(model, images, labels):
-        raise NotImplementedError
-
-    report = nb01.check_layer_gradient_norms(stub)
-    assert not report.passed and "not implemented yet" in str(report)
-
-    def reversed_order(model, images, labels):
-        return nb01.solution_layer_gradient_norms(model, images, labels)[::-1]
-
-    assert "reverse order" in str(nb01.check_layer_gradient_norms(reversed_order))
-
-    def crashes(model, images, labels):
-        return model(images_typo)  # noqa: F821
-
-    report = nb01.check_layer_gradient_norms(crashes)
-    assert "NameError" in str(report) and "crashes" in str(report)
-
-
-def test_check_mystery_guess():
-    truth = {"A": "plain, BN", "B": "residual, no BN", "C": "plain, no BN"}
-    assert nb01.check_mystery_guess(truth).passed
-    assert "not answered yet" in str(nb01.check_mystery_guess({"A": None, "B": None, "C": None}))
-    wrong = nb01.check_mystery_guess({"A": "plain, no BN", "B": "residual, no BN", "C": "plain, BN"})
-    assert not wrong.passed and "Hint" in str(wrong)
-    assert not nb01.check_mystery_guess({"A": "resnet", "B": "x", "C": "y"}).passed
-    shapes = {k: nb01.flow_shape(k) for k in "ABC"}  # the curves really look like the answer says
-    assert shapes == {"A": "grows", "B": "flat", "C": "vanishes"}

@@ -1,63 +1,62 @@
-"""course_lib.exercises.nb02: check_basic_block passes the solution and says what is wrong otherwise."""
+"""course_lib.exercises.nb02: check_preact_block passes the solution and says what is wrong otherwise."""
+import pytest
+import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.exercises.nb02 import SolutionBasicBlock, check_basic_block, reference_block
+from course_lib.exercises.nb02 import SolutionPreActBlock, check_preact_block
+from course_lib.lessons.residual_block import PreActBlock
 from course_lib.models import count_params
-
-
-def lines(report):
-    return [(ok, msg) for ok, msg in report.lines]
 
 
 def failures(report):
     return [msg for ok, msg in report.lines if not ok]
 
 
-class NoProjection(nn.Module):  # forgets the projection shortcut
+class OriginalOrder(nn.Module):
+    """Writes the 2015 block by mistake: BN after each conv and relu after the sum."""
+
     def __init__(self, in_channels, out_channels, stride=1, zero_init=False):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
         if zero_init:
             nn.init.zeros_(self.bn2.weight)
 
     def forward(self, x):
         out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(out + x)
+        return F.relu(out + (x if self.shortcut is None else self.shortcut(x)))
 
 
-class WithBias(NoProjection):  # convs keep their bias, projection present
+class NoProjection(SolutionPreActBlock):
     def __init__(self, in_channels, out_channels, stride=1, zero_init=False):
         super().__init__(in_channels, out_channels, stride, zero_init)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
-        self.shortcut = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
-
-    def forward(self, x):
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(out + self.shortcut(x))
+        self.shortcut = None
 
 
-class SkipBeforeLastBn(WithBias):  # adds x before the last BN, so the BN swallows the skip; no biases
+class ProjectionWithBn(SolutionPreActBlock):
     def __init__(self, in_channels, out_channels, stride=1, zero_init=False):
         super().__init__(in_channels, out_channels, stride, zero_init)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        if self.shortcut is not None:
+            self.shortcut = nn.Sequential(self.shortcut, nn.BatchNorm2d(out_channels))
 
+
+class ReluAfterSum(SolutionPreActBlock):
     def forward(self, x):
-        out = self.conv2(F.relu(self.bn1(self.conv1(x))))
-        return F.relu(self.bn2(out + self.shortcut(x)))
+        return F.relu(super().forward(x))
 
 
-class Crashes(nn.Module):
+class ZeroInitIgnored(SolutionPreActBlock):
     def __init__(self, in_channels, out_channels, stride=1, zero_init=False):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+        super().__init__(in_channels, out_channels, stride, zero_init=False)
 
+
+class Crashes(SolutionPreActBlock):
     def forward(self, x):
         return self.conv3(x)  # a typo: the student's own error
 
@@ -65,7 +64,7 @@ class Crashes(nn.Module):
 class Stub(nn.Module):
     def __init__(self, in_channels, out_channels, stride=1, zero_init=False):
         super().__init__()
-        raise NotImplementedError("MyBlock.__init__ is yours to write")
+        raise NotImplementedError("MyPreActBlock.__init__ is yours to write")
 
 
 class NoZeroInitArgument(nn.Module):
@@ -73,59 +72,63 @@ class NoZeroInitArgument(nn.Module):
         super().__init__()
 
 
-def test_solution_passes_every_check():
-    report = check_basic_block(SolutionBasicBlock)
-    assert report.passed, str(report)
-    assert len(report.lines) == 4 + 2 + 4  # shapes, identity (train, eval), parameters
-    assert "All checks passed." in str(report)
+def test_solution_and_reference_pass_every_check():
+    for block_cls in (SolutionPreActBlock, PreActBlock):
+        report = check_preact_block(block_cls)
+        assert report.passed, str(report)
+        assert len(report.lines) == 4 + 3 + 4  # shapes, identity (train, eval, not without zero-init), params
 
 
-def test_solution_has_the_reference_parameter_count():
-    for args in [(16, 16, 1), (16, 32, 2), (64, 128, 2)]:
-        assert count_params(SolutionBasicBlock(*args)) == count_params(reference_block(*args))
+@pytest.mark.parametrize("args", [(16, 16, 1), (16, 16, 2), (16, 32, 1), (16, 32, 2)])
+def test_solution_computes_what_the_reference_computes(args):
+    torch.manual_seed(0)
+    ours = SolutionPreActBlock(*args)
+    reference = PreActBlock(*args)
+    assert count_params(ours) == count_params(reference)
+    state = reference.state_dict()
+    ours.load_state_dict(state)  # same names, same shapes
+    x = torch.randn(2, 16, 8, 8)
+    assert torch.allclose(ours(x), reference(x), atol=1e-6)
 
 
 def test_stub_is_reported_as_not_implemented_without_raising():
-    report = check_basic_block(Stub)
-    assert not report.passed
-    (msg,) = failures(report)
-    assert "not implemented yet" in msg and "NotImplementedError" in msg
-    assert "raise NotImplementedError" in msg  # the student's own line
+    report = check_preact_block(Stub)
+    assert not report.passed and "not implemented yet" in str(report)
 
 
-def test_missing_projection_fails_the_shape_checks_with_a_hint():
-    report = check_basic_block(NoProjection)
-    msgs = failures(report)
-    assert not report.passed
-    assert any("MyBlock(16, 16, stride=2)" in m and "must match the size" in m and "projection" in m for m in msgs)
-    assert any("MyBlock(16, 32, stride=1)" in m for m in msgs)
-    assert any(ok and "shape (stride 1, same channels)" in m for ok, m in lines(report))
-    assert any(ok and "identity at zero-init" in m for ok, m in lines(report))
+def test_the_original_block_fails_the_identity_check_with_a_hint():
+    report = check_preact_block(OriginalOrder)
+    text = "\n".join(failures(report))
+    assert "identity at zero-init" in text and "no relu" in text
 
 
-def test_conv_bias_fails_the_parameter_check_with_a_hint():
-    report = check_basic_block(WithBias)
-    msgs = failures(report)
-    assert len(msgs) == 4 and all(m.startswith("parameters:") and "bias=False" in m for m in msgs)
-    assert "4,688" in msgs[0] and "4,672" in msgs[0]
+def test_relu_after_the_sum_fails_on_negative_inputs():
+    text = "\n".join(failures(check_preact_block(ReluAfterSum)))
+    assert "identity at zero-init (train mode)" in text
 
 
-def test_skip_added_before_the_last_bn_fails_the_identity_check():
-    msgs = failures(check_basic_block(SkipBeforeLastBn))
-    assert len(msgs) == 2 and all("identity at zero-init" in m and "LAST" in m for m in msgs)
+def test_missing_projection_is_explained():
+    text = "\n".join(failures(check_preact_block(NoProjection)))
+    assert "projection" in text and "MyPreActBlock(16, 16, stride=2)" in text and "MyPreActBlock(16, 32, stride=1)" in text
+
+
+def test_projection_with_batchnorm_fails_the_parameter_count_with_a_hint():
+    text = "\n".join(failures(check_preact_block(ProjectionWithBn)))
+    assert "parameters: MyPreActBlock(16, 32, stride=1)" in text and "without a BatchNorm" in text
+
+
+def test_zero_init_that_does_nothing_is_caught():
+    text = "\n".join(failures(check_preact_block(ZeroInitIgnored)))
+    assert "set conv2's weight to 0" in text
 
 
 def test_student_error_is_reported_with_their_line_not_a_course_lib_traceback():
-    report = check_basic_block(Crashes)
-    msgs = failures(report)
-    assert "AttributeError" in msgs[0] and "conv3" in msgs[0]
-    assert "test_exercises_nb02.py" in msgs[0] and "return self.conv3(x)" in msgs[0]
-    assert "course_lib" not in msgs[0]
-    assert sum("conv3" in m for m in msgs) == 1  # the same error is reported once
+    report = check_preact_block(Crashes)
+    text = str(report)
+    assert "AttributeError" in text and "conv3" in text and "self.conv3(x)" in text
+    assert "course_lib/exercises" not in text
 
 
 def test_wrong_signature_and_non_module_are_explained():
-    (msg,) = failures(check_basic_block(NoZeroInitArgument))
-    assert "zero_init" in msg and "__init__" in msg
-    (msg,) = failures(check_basic_block(lambda *a, **k: None))
-    assert "nn.Module" in msg
+    assert "zero_init=False" in str(check_preact_block(NoZeroInitArgument))
+    assert "derived from nn.Module" in str(check_preact_block(lambda *a: None))

@@ -1,63 +1,100 @@
-"""Notebook 03's exercise check: ResNet-34's stage layout, against torchvision."""
+"""Notebook 03's exercise check: the student's bottleneck block, and ResNet-50 built from it, against torchvision."""
 from __future__ import annotations
 
-from course_lib.exercises.nb03 import check_resnet34_layout, resnet34_layout_solution
+import torch
+from torch import nn
+
+from course_lib.exercises.nb03 import SolutionBottleneck, check_bottleneck
+from course_lib.models import Bottleneck
 
 
 def _fails(report) -> list[str]:
     return [msg for ok, msg in report.lines if not ok]
 
 
-def test_the_solution_passes_including_weight_parity():
-    report = check_resnet34_layout(resnet34_layout_solution)
-    assert report.passed, str(report)
-    text = str(report)
-    assert "21,797,672 parameters" in text
-    assert "outputs match" in text
-
-
-def test_lists_instead_of_tuples_are_accepted():
-    report = check_resnet34_layout(lambda: [list(stage) for stage in resnet34_layout_solution()])
-    assert report.passed, str(report)
+def test_the_solution_and_the_library_block_pass_including_weight_parity():
+    for block_cls in (SolutionBottleneck, Bottleneck):
+        report = check_bottleneck(block_cls)
+        assert report.passed, str(report)
+        text = str(report)
+        assert "25,557,032 parameters" in text and "output shape (1, 1000)" in text and "outputs match" in text
 
 
 def test_the_stub_reports_not_implemented_without_raising():
-    def resnet34_layout():
-        raise NotImplementedError
+    class Stub(nn.Module):
+        expansion = 4
 
-    report = check_resnet34_layout(resnet34_layout)
-    assert not report.passed
-    assert "not implemented yet" in _fails(report)[0]
+        def __init__(self, inplanes, planes, stride=1, downsample=None):
+            super().__init__()
+            raise NotImplementedError
 
-
-def test_a_student_error_is_reported_with_its_line():
-    def resnet34_layout():
-        stages = [(3, 64, 1)]
-        return stages[4]
-
-    report = check_resnet34_layout(resnet34_layout)
-    assert not report.passed
-    message = _fails(report)[0]
-    assert "IndexError" in message and "line" in message and "stages[4]" in message
+    report = check_bottleneck(Stub)
+    assert not report.passed and "not implemented yet" in _fails(report)[0]
 
 
-def test_wrong_stride_and_block_count_get_pointed_hints():
-    report = check_resnet34_layout(lambda: [(3, 64, 2), (4, 128, 2), (5, 256, 2), (3, 512, 2)])
+def test_a_missing_expansion_is_explained():
+    class NoExpansion(SolutionBottleneck):
+        expansion = 1
+
+    assert "expansion must be the class attribute 4" in str(check_bottleneck(NoExpansion))
+
+
+class StrideOnFirstConv(SolutionBottleneck):  # the paper's v1: same parameters, other outputs
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+
+
+def test_the_stride_on_the_first_conv_passes_the_counts_but_not_the_outputs():
+    report = check_bottleneck(StrideOnFirstConv)
     fails = _fails(report)
-    assert len(fails) == 2
-    assert "stage 1" in fails[0] and "max-pool" in fails[0]
-    assert "stage 3" in fails[1] and "too few" in fails[1]
-    assert "Not yet" in str(report)
+    assert len(fails) == 1 and "outputs differ" in fails[0] and "v1.5" in fails[0]
 
 
-def test_resnet18s_layout_is_not_resnet34s():
-    report = check_resnet34_layout(lambda: [(2, 64, 1), (2, 128, 2), (2, 256, 2), (2, 512, 2)])
-    assert not report.passed
-    assert sum("too few" in msg for msg in _fails(report)) == 4
+def test_other_layer_names_cannot_take_torchvisions_weights():
+    class Renamed(nn.Module):
+        expansion = 4
+
+        def __init__(self, inplanes, planes, stride=1, downsample=None):
+            super().__init__()
+            self.branch = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+                nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+                nn.Conv2d(planes, 4 * planes, 1, bias=False), nn.BatchNorm2d(4 * planes))
+            self.downsample = downsample
+
+        def forward(self, x):
+            return torch.relu(self.branch(x) + (x if self.downsample is None else self.downsample(x)))
+
+    fails = _fails(check_bottleneck(Renamed))
+    assert len(fails) == 1 and "Name the layers as torchvision does" in fails[0]
 
 
-def test_a_badly_shaped_answer_fails_cleanly():
-    for answer in ([(3, 64), (4, 128), (6, 256), (3, 512)], "3, 4, 6, 3", [(3, 64, 1)] * 3, None):
-        report = check_resnet34_layout(lambda answer=answer: answer)
-        assert not report.passed
-        assert "expected a list of 4 tuples" in _fails(report)[0]
+def test_conv_biases_fail_the_parameter_count_with_a_hint():
+    class WithBias(SolutionBottleneck):
+        def __init__(self, inplanes, planes, stride=1, downsample=None):
+            super().__init__(inplanes, planes, stride, downsample)
+            self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1)
+            self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1)
+            self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1)
+
+    fails = _fails(check_bottleneck(WithBias))
+    assert fails and all("no bias" in f for f in fails)
+
+
+def test_a_forgotten_shortcut_and_a_crash_are_reported_with_the_students_line():
+    class NoShortcut(SolutionBottleneck):
+        def forward(self, x):
+            out = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+            return self.relu(self.bn3(self.conv3(out)) + x)
+
+    text = str(check_bottleneck(NoShortcut))
+    assert "RuntimeError" in text and "must match the size" in text
+
+    class Crashes(SolutionBottleneck):
+        def forward(self, x):
+            return self.conv4(x)
+
+    text = str(check_bottleneck(Crashes))
+    assert "AttributeError" in text and "self.conv4(x)" in text and "course_lib/exercises" not in text

@@ -1,5 +1,10 @@
-"""Models: parameter counts, torchvision parity, the plain twins really have no skips."""
+"""Models: parameter counts, torchvision parity, the plain twins really have no skips, the shortcut rule,
+zero-init and the residual branch in one place each, and the one registry of model names."""
 from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,6 +12,8 @@ import torchvision
 
 from course_lib import ConfigError, build_model, count_params
 from course_lib import models as M
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_blog_resnet_has_the_blogs_parameter_count():
@@ -140,6 +147,134 @@ def test_projection_shortcut_only_where_shape_changes():
 def test_zero_init_residual_option():
     net = M.resnet50(zero_init_residual=True)
     assert all(float(b.bn3.weight.detach().abs().sum()) == 0 for b in net.modules() if isinstance(b, M.Bottleneck))
+    other_bns = [b.bn1.weight for b in net.modules() if isinstance(b, M.Bottleneck)]
+    assert all(bool((w == 1).all()) for w in other_bns)  # only the last BN of each branch
+    net18 = M.resnet18(zero_init_residual=True).eval()
+    block = net18.layer1[0]
+    h = torch.relu(torch.randn(2, 64, 8, 8))
+    assert torch.equal(block(h), h)
+
+
+# --------------------------------------------------------------------------- one home for each idea
+
+
+@pytest.mark.parametrize("c_in, c_out, stride, projected", [
+    (16, 16, 1, False), (16, 16, 2, True), (16, 32, 1, True), (32, 16, 1, True), (16, 32, 2, True)])
+def test_the_shortcut_rule_projects_exactly_where_the_shape_changes(c_in, c_out, stride, projected):
+    assert M.needs_projection(c_in, c_out, stride) is projected
+    sc = M.shortcut(c_in, c_out, stride)
+    if not projected:
+        assert sc is None  # the identity, torchvision's downsample=None
+        return
+    conv, bn = sc
+    assert (conv.kernel_size, conv.stride, conv.in_channels, conv.out_channels, conv.bias) == (
+        (1, 1), (stride, stride), c_in, c_out, None)
+    assert isinstance(bn, torch.nn.BatchNorm2d) and bn.num_features == c_out
+    x = torch.randn(2, c_in, 9, 9)
+    assert sc(x).shape == (2, c_out, (9 - 1) // stride + 1, (9 - 1) // stride + 1)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_resnet_takes_its_shortcuts_from_the_rule(depth):
+    net = getattr(M, f"resnet{depth}")()
+    for name, block in net.named_modules():
+        if isinstance(block, (M.BasicBlock, M.Bottleneck)):
+            c_in = block.conv1.in_channels
+            c_out = (block.conv3 if isinstance(block, M.Bottleneck) else block.conv2).out_channels
+            assert (block.downsample is not None) == M.needs_projection(c_in, c_out, block.stride), name
+
+
+def test_the_shortcut_rule_is_written_once_in_course_lib():
+    """Only models.needs_projection spells the rule out (and exercise 02's worked solution, which is its answer)."""
+    pattern = re.compile(r"stride\s*!=\s*1\s+or|!=\s*\w+\s+or\s+stride\s*!=\s*1")
+    hits = sorted(str(path.relative_to(REPO)) for path in (REPO / "course_lib").rglob("*.py")
+                  if pattern.search(path.read_text()))
+    assert hits == ["course_lib/exercises/nb02.py", "course_lib/models.py"]
+    assert len(pattern.findall((REPO / "course_lib" / "models.py").read_text())) == 1
+
+
+@pytest.mark.parametrize("make, last", [
+    (lambda: M.BasicBlock(8, 8), "bn2"), (lambda: M.Bottleneck(16, 4), "bn3"),
+    (lambda: M.ConvPair(8, residual=True), "bn2")])
+def test_zero_init_last_bn_zeroes_only_the_branchs_last_bn_and_makes_the_identity(make, last):
+    torch.manual_seed(0)
+    block = make()
+    x = torch.relu(torch.randn(2, block.conv1.in_channels, 6, 6))
+    assert not torch.equal(block(x), x)
+    assert M.zero_init_last_bn(block) is block
+    bns = {n: m for n, m in block.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert [n for n, m in bns.items() if not m.weight.any()] == [last]
+    for train in (True, False):
+        assert torch.equal(block.train(train)(x), x)
+
+
+def test_zero_init_last_bn_refuses_a_block_without_batchnorm():
+    with pytest.raises(ConfigError, match="no BatchNorm"):
+        M.zero_init_last_bn(M.ConvPair(8, batch_norm=False, residual=True))
+    with pytest.raises(ConfigError, match="ResBlock"):
+        M.zero_init_last_bn(M.ResBlock(4))
+
+
+@pytest.mark.parametrize("make", [lambda: M.BasicBlock(6, 6), lambda: M.Bottleneck(24, 6),
+                                  lambda: M.ConvPair(6, residual=True), lambda: M.ResBlock(6)])
+def test_each_block_is_relu_of_its_branch_f_plus_x(make):
+    torch.manual_seed(0)
+    block = make().eval()
+    x = torch.randn(2, 6 if not isinstance(block, M.Bottleneck) else 24, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(block(x), torch.relu(block.f(x) + x))
+
+
+def test_basic_branch_is_the_conv_bn_relu_conv_bn_branch():
+    torch.manual_seed(0)
+    block = M.BasicBlock(4, 4).eval()
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        expected = block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x)))))
+        assert torch.equal(block.f(x), expected)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_registry_names_are_unique_and_map_both_ways():
+    clis = [e.cli for e in M.MODEL_REGISTRY]
+    displays = [e.display for e in M.MODEL_REGISTRY]
+    assert len(set(clis)) == len(clis) and len(set(displays)) == len(displays)
+    for entry in M.MODEL_REGISTRY:
+        for name in (entry.cli, entry.display, entry.display.upper(), f" {entry.cli} "):
+            assert M.cli_name(name) == entry.cli and M.display_name(name) == entry.display
+    assert M.display_name("plain-20") == M.cli_name("plain-20") == "plain-20"
+    assert M.display_name("ResNet50") == "resnet50"
+    with pytest.raises(ConfigError, match="valid names are.*BlogResNet"):
+        M.display_name("ResNet-19")
+
+
+@pytest.mark.parametrize("entry", M.MODEL_REGISTRY, ids=lambda e: e.cli)
+def test_either_name_builds_the_same_seeded_model(entry):
+    torch.manual_seed(0)
+    by_cli = build_model(entry.cli)
+    torch.manual_seed(0)
+    by_display = build_model(entry.display)
+    assert by_cli.spec == by_display.spec == {"name": entry.cli, "kwargs": {}}
+    a, b = by_cli.state_dict(), by_display.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_variants_carry_their_init():
+    cnn_default = build_model("BlogCNN (PyTorch init)")
+    plain_he = build_model("blog-plain-he-init")
+    assert torch.count_nonzero(cnn_default.classifier.bias) > 0  # PyTorch's default: nonzero biases
+    assert plain_he.fc1.bias.abs().sum() == 0 and build_model("BlogPlain").fc1.bias.abs().sum() > 0
+
+
+def test_committed_results_use_the_registrys_display_names():
+    files = sorted((REPO / "results").glob("04_*.json"))
+    assert files, "no committed compare result to check"
+    for path in files:
+        for run in json.loads(path.read_text())["runs"]:
+            assert M.display_name(run["model"]) == run["model"], path.name
+            assert count_params(build_model(run["model"])) == run["params"], path.name
 
 
 def test_digit_variant_has_small_stem_and_no_maxpool():

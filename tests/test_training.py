@@ -1,12 +1,15 @@
-"""Training: learning, exact reproducibility, checkpoints, divergence, interruption and resume, devices."""
+"""course_lib.training: learning, exact reproducibility, the settings, one epoch, divergence, interruption and resume.
+
+Checkpoint files are tested in test_checkpoints.py, devices and mixed precision in test_devices.py."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from course_lib import (CheckpointError, ConfigError, DeviceError, build_model, fit, load_checkpoint, load_data,
-                        load_into, pick_device, save_checkpoint, seed_everything)
+from course_lib import CheckpointError, ConfigError, build_model, fit, load_data, save_checkpoint, seed_everything
 from course_lib.profiles import get_profile
+from course_lib.training import (EpochResult, Protocol, SpeedOptions, amp_policy, train_epoch,
+                                 training_settings)
 
 
 @pytest.fixture(scope="module")
@@ -29,53 +32,21 @@ def test_loss_decreases_on_real_digits(small):
     assert history.test_acc[-1] > 0.3  # far above the 10% of chance
     rec = history.final
     assert set(rec) == {"epoch", "train_loss", "test_acc", "seconds", "images_per_s"}
+    assert list(history.config) == ["epochs", "batch_size", "lr", "momentum", "weight_decay", "seed", "amp",
+                                    "channels_last", "compile", "pipeline", "shuffle", "recompute_bn", "dataset"]
     assert rec["images_per_s"] > 0 and rec["seconds"] > 0
 
 
 def test_seeded_runs_reproduce_exactly_on_cpu(small):
     m1, h1 = _train(small)
-    m2, h2 = _train(small)
-    assert h1.train_loss == h2.train_loss and h1.test_acc == h2.test_acc
+    seed_everything(0)  # the same run, its settings given as the two dataclasses
+    m2 = build_model("blog-resnet")
+    h2 = fit(m2, small, Protocol(epochs=2, seed=0), SpeedOptions(device="cpu"), progress=False)
+    assert h1.train_loss == h2.train_loss and h1.test_acc == h2.test_acc and h1.config == h2.config
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
     _, h3 = _train(small, seed=1)
     assert h3.train_loss != h1.train_loss
-
-
-def test_blog_pipeline_trains_identically_to_memory_pipeline(small):
-    # same shuffle rule, same images: the two pipelines give the same run
-    _, fast = _train(small, epochs=1, pipeline="memory")
-    _, blog = _train(small, epochs=1, pipeline="blog")
-    assert fast.train_loss[0] == pytest.approx(blog.train_loss[0], rel=1e-5)
-
-
-def test_checkpoint_round_trip_gives_identical_outputs(small, tmp_path):
-    model, history = _train(small, epochs=1)
-    path = save_checkpoint(tmp_path / "ck.pt", model, history)
-    loaded = load_checkpoint(path)
-    assert not loaded.training and loaded.spec == model.spec
-    assert loaded.history.train_loss == history.train_loss
-    model.eval()
-    with torch.no_grad():
-        assert torch.equal(loaded(small.test_x[:50]), model(small.test_x[:50]))
-
-
-def test_wrong_checkpoint_names_both_models(small, tmp_path):
-    model, _ = _train(small, epochs=1)
-    path = save_checkpoint(tmp_path / "ck.pt", model)
-    with pytest.raises(CheckpointError, match="blog-resnet.*blog-cnn"):
-        load_into(build_model("blog-cnn"), path)
-    with pytest.raises(CheckpointError, match="plain-8.*plain-20"):
-        p = save_checkpoint(tmp_path / "p8.pt", build_model("plain-8"))
-        load_into(build_model("plain-20"), p)
-    with pytest.raises(CheckpointError, match="width"):
-        p = save_checkpoint(tmp_path / "w.pt", build_model("plain-8", width=8))
-        load_into(build_model("plain-8"), p)
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt"):
-        load_checkpoint(tmp_path / "junk.pt")
-    with pytest.raises(CheckpointError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "missing.pt")
 
 
 class _NanAfter(torch.nn.Module):
@@ -138,35 +109,89 @@ def test_interrupt_keeps_history_and_checkpoint_and_resume_is_exact(small, tmp_p
     assert resumed.train_loss == ref.train_loss and resumed.test_acc == ref.test_acc
     for a, b in zip(model.state_dict().values(), ref_model.state_dict().values()):
         assert torch.equal(a, b)
+    again = fit(build_model("blog-resnet"), small, epochs=3, seed=0, progress=False, device="cpu", resume=ck)
+    assert len(again) == 3 and "already holds 3 epochs" in again.message  # nothing left to train
 
 
-def test_resume_refuses_another_models_checkpoint(small, tmp_path):
+def test_resume_refuses_another_models_checkpoint_or_protocol(small, tmp_path):
     ck = save_checkpoint(tmp_path / "cnn.pt", build_model("blog-cnn"))
     with pytest.raises(CheckpointError, match="blog-cnn"):
         fit(build_model("blog-resnet"), small, epochs=1, progress=False, device="cpu", resume=ck)
+    tiny, run = small.subset(64, 32), tmp_path / "run.pt"
+    fit(build_model("blog-cnn"), tiny, epochs=1, progress=False, device="cpu", checkpoint=run)
+    with pytest.raises(CheckpointError, match="another protocol.*lr: checkpoint 0.1, now 0.05"):
+        fit(build_model("blog-cnn"), tiny, epochs=2, lr=0.05, progress=False, device="cpu", resume=run)
+
+
+def test_settings_are_two_small_dataclasses_with_keyword_overrides():
+    assert Protocol() == Protocol(epochs=30, batch_size=64, lr=0.1, momentum=0.0, weight_decay=0.0, seed=0,
+                                  shuffle=True)  # the blog's protocol
+    protocol, speed = training_settings(Protocol(epochs=3), None, lr=0.05, device="cpu", channels_last=True)
+    assert protocol == Protocol(epochs=3, lr=0.05)
+    assert speed == SpeedOptions(device="cpu", channels_last=True)
+    with pytest.raises(ConfigError, match="learning_rate.*lr"):
+        training_settings(learning_rate=0.1)
+    with pytest.raises(ConfigError, match="must be a Protocol"):
+        training_settings({"epochs": 3})
+    with pytest.raises(AttributeError):
+        protocol.lr = 1.0  # frozen: a run's protocol cannot drift
 
 
 @pytest.mark.parametrize("bad", [dict(lr=1e9), dict(lr=-0.1), dict(lr=float("nan")), dict(lr="0.1"),
-                                 dict(epochs=-1), dict(batch_size=0), dict(momentum=2.0), dict(pipeline="fast")])
+                                 dict(epochs=-1), dict(epochs=1.5), dict(batch_size=0), dict(momentum=2.0),
+                                 dict(seed="0"), dict(pipeline="fast"), dict(amp="fp8"),
+                                 dict(eval_batch_size=0), dict(check_every=0), dict(learning_rate=0.1)])
 def test_bad_settings_are_refused_with_a_fix(small, bad):
     with pytest.raises(ConfigError):
         fit(build_model("blog-cnn"), small, progress=False, device="cpu", **bad)
 
 
-def test_device_selection(capsys, monkeypatch):
-    monkeypatch.setattr("course_lib.training._announced_device", set())
-    assert pick_device("cpu") == torch.device("cpu")
-    auto = pick_device("auto")
-    assert "device:" in capsys.readouterr().out  # auto announces what it picked
-    if not torch.cuda.is_available():
-        assert auto.type in ("cpu", "mps")
-        with pytest.raises(DeviceError, match="device='auto'"):
-            pick_device("cuda")
-        with pytest.raises(DeviceError):
-            fit(build_model("blog-cnn"), load_data("sample", train_limit=64, test_limit=64),
-                epochs=1, progress=False, device="cuda")
-    with pytest.raises(ConfigError, match="auto, cpu, cuda"):
-        pick_device("gpu")
+def _batches(data, sizes):
+    """Consecutive batches of the given sizes from ``data``'s training images."""
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [(data.train_x[s:s + n], data.train_y[s:s + n]) for s, n in zip(starts, sizes)]
+
+
+def test_train_epoch_averages_the_loss_per_image_not_per_batch(small):
+    seed_everything(0)
+    model = build_model("blog-cnn")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    cpu = torch.device("cpu")
+    result = train_epoch(model, optimizer, _batches(small, [60, 1, 3]), 3, cpu, SpeedOptions(device=cpu),
+                         amp_policy(cpu, False))
+    assert isinstance(result, EpochResult) and result.diverged_at is None and result.seconds > 0
+    a, b, c = result.step_losses.tolist()
+    assert result.train_loss == pytest.approx((60 * a + b + 3 * c) / 64, rel=1e-6)
+    assert abs(result.train_loss - (a + b + c) / 3) > 1e-4  # the per-batch mean would differ
+
+
+def test_train_epoch_finds_the_first_bad_step_between_sparse_checks(small):
+    seed_everything(0)
+    model = _NanAfter(build_model("plain-8"), 6)  # the 6th step's loss is NaN
+    cpu = torch.device("cpu")
+    result = train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.1), _batches(small, [8] * 10), 10, cpu,
+                         SpeedOptions(device=cpu, check_every=4), amp_policy(cpu, False))
+    assert result.diverged_at == 6 and model.calls == 8  # found at the check after step 8, named exactly
+
+
+class _Compiled(torch.nn.Module):
+    """Stands in for torch.compile's wrapper (the eager model in ``_orig_mod``); records the batch sizes it ran."""
+
+    def __init__(self, model):
+        super().__init__()
+        self._orig_mod, self.sizes = model, []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return self._orig_mod(x)
+
+
+def test_a_compiled_model_never_sees_the_smaller_last_batch(small, monkeypatch):
+    wrappers = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: wrappers.append(_Compiled(model)) or wrappers[-1])
+    steps = []
+    _train(small.subset(100, 32), name="blog-cnn", epochs=2, compile=True, step_losses=steps)
+    assert wrappers[0].sizes == [64, 64] and len(steps) == 4  # 100 = 64 + 36: the 36 ran eagerly
 
 
 def test_autocast_path_runs_on_cpu(small):

@@ -1,12 +1,18 @@
 """Checks for notebook 01 (the degradation problem).
 
-Exercise 1 -- write ``layer_gradient_norms(model, images, labels)``, the measurement
-behind the gradient-flow plot, and check it against :func:`course_lib.lessons.degradation.gradient_norms`.
+Exercise 1 -- write ``layer_gradient_norms(model, images, labels)``, the measurement behind the
+gradient-flow plot, and check it against :func:`course_lib.lessons.degradation.gradient_norms`.
 
 Exercise 2 -- three mystery gradient-flow curves A, B, C: say which net made which.
+
+Exercise 3 -- build ``SkipPair``: the plain net's pair of convs with an identity skip added. The check
+(:func:`check_skip_pair`) tests its shapes, that the skip is really there (with the branch zeroed the pair
+passes its input through), that it adds no parameter, and that it computes ``relu(f(x) + x)``;
+:func:`rerun_with` then trains a net built from it next to the sweep's plain and residual nets.
 """
 from __future__ import annotations
 
+import copy
 import functools
 
 import matplotlib.pyplot as plt
@@ -15,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..lessons.degradation import digit_batch, gradient_norms, input_to_output_ratio, net_label
-from ..models import plain_net, residual_net
+from ..data import Data
+from ..lessons.degradation import (PROTOCOL, digit_batch, final_losses, gradient_norms, input_to_output_ratio,
+                                   regime_net, sweep)
+from ..models import ConvPair, count_params, plain_net
 from ..plots import save_figure
 from ..training import seed_everything
 from . import Report, StudentCodeError, student_call
@@ -39,8 +47,7 @@ def solution_layer_gradient_norms(model: nn.Module, images: torch.Tensor, labels
 def check_layer_gradient_norms(fn) -> Report:
     """Run the student's ``fn(model, images, labels)`` on two seeded nets and compare with the reference.
 
-    Reports "not implemented yet" for the untouched stub, and the student's own error
-    and line if their code raises.
+    Reports "not implemented yet" for the untouched stub, and the student's own error and line if their code raises.
     """
     report = Report("Check: layer_gradient_norms(model, images, labels)")
     images, labels = digit_batch(32)
@@ -83,15 +90,16 @@ def check_layer_gradient_norms(fn) -> Report:
 # ---------------------------------------------------------------------------- exercise 2: which net is which?
 
 MYSTERY_DEPTH, MYSTERY_SEED = 26, 1
-MYSTERY_CHOICES = ("plain, no BN", "plain, BN", "residual, no BN")
+MYSTERY_CHOICES = ("plain, no BN", "plain, BN", "residual, no BN")  # all with PyTorch's default init
 _MYSTERY = {"A": "plain, BN", "B": "residual, no BN", "C": "plain, no BN"}  # fixed, not sorted by shape
 _WHY = {
-    "plain, no BN": "the gradient shrinks by many orders of magnitude toward the input: each layer without "
-                    "normalisation scales the backward signal down, and nothing restores it (vanishing gradients)",
-    "plain, BN": "the gradient does not vanish -- BatchNorm rescales every layer -- it even grows toward "
-                 "the input; yet nets like this one are the ones that degrade in the sweep",
-    "residual, no BN": "the gradient stays nearly flat although there is no BatchNorm: every skip hands the "
-                       "gradient of the output straight to the earlier layers (d(x + f(x))/dx = 1 + df/dx)",
+    "plain, no BN": "the gradient shrinks by many orders of magnitude toward the input: with PyTorch's default "
+                    "init each conv + ReLU layer divides the gradient's variance by about 6, and nothing "
+                    "restores it (vanishing gradients)",
+    "plain, BN": "the gradient does not vanish -- BatchNorm rescales every layer -- it grows toward the input "
+                 "(exploding); yet nets like this one are the ones that degrade in the sweep",
+    "residual, no BN": "the gradient stays within a small factor although there is no BatchNorm: every skip hands "
+                       "the gradient of its output straight to its input (d(x + f(x))/dx = 1 + df/dx)",
 }
 
 
@@ -107,17 +115,18 @@ def _mystery_flow(seed: int) -> tuple:
     for letter, what in _MYSTERY.items():
         kind, bn = what.split(", ")
         seed_everything(seed)
-        build = plain_net if kind == "plain" else residual_net
-        flow.append((letter, tuple(gradient_norms(build(MYSTERY_DEPTH, batch_norm=bn == "BN"), images, labels))))
+        model = regime_net(kind, MYSTERY_DEPTH, "BN" if bn == "BN" else "no BN, default init")
+        flow.append((letter, tuple(gradient_norms(model, images, labels))))
     return tuple(flow)
 
 
 def plot_mystery(name: str | None = "01_exercise_mystery"):
-    """The three unlabelled gradient-flow curves of exercise 2 (log scale)."""
+    """The three unlabelled gradient-flow curves of exercise 2 (log scale; neutral colours on purpose)."""
     flow = mystery_flow()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for (letter, norms), style in zip(flow.items(), ("-o", "-s", "-^")):
-        ax.plot(range(1, len(norms) + 1), norms, style, ms=4, label=f"net {letter}")
+        ax.plot(range(1, len(norms) + 1), norms, style, ms=4, color="black", alpha=0.8, label=f"net {letter}",
+                mfc="white" if letter == "B" else None)
     ax.set(yscale="log", xlabel="layer (1 = next to the input)", ylabel="gradient norm of the layer's weights",
            title=f"Three {MYSTERY_DEPTH}-layer nets at initialisation: which is which?")
     ax.grid(alpha=0.3, which="both")
@@ -162,8 +171,123 @@ def _hint(shape: str) -> str:
                     "the layers unchanged?"}[shape]
 
 
-def reveal_mystery() -> None:
-    """Print the answer to exercise 2 with the reason for each curve."""
-    for letter, truth in _MYSTERY.items():
-        print(f"net {letter} = {truth} ({net_label(truth.split(',')[0], MYSTERY_DEPTH, 'no' not in truth)}): "
-              f"{_WHY[truth]}")
+# ---------------------------------------------------------------------------- exercise 3: add the skip
+
+
+class SolutionSkipPair(nn.Module):
+    """The plain net's pair of 3x3 convs with an identity skip: ``relu(f(x) + x)`` (a worked solution).
+
+    x: N x width x 7 x 7 -> N x width x 7 x 7; f(x) = bn2(conv2(relu(bn1(conv1(x))))).
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + x)
+
+
+def net_with_pairs(pair_class, depth: int) -> nn.Module:
+    """``plain_net(depth)`` with each pair of body convs replaced by ``pair_class(width)`` holding its weights.
+
+    The pairs take over the plain net's initial weights, so the result starts exactly where the sweep's
+    plain and residual nets of the same seed start; only the pair's ``forward`` differs.
+    """
+    net = plain_net(depth, PROTOCOL["width"], batch_norm=PROTOCOL["batch_norm"])
+    for i, plain_pair in enumerate(net.body):
+        mine = pair_class(PROTOCOL["width"])
+        mine.load_state_dict(plain_pair.state_dict())
+        net.body[i] = mine
+    net.spec = {"name": f"yours-{depth}", "kwargs": {}}
+    return net
+
+
+def _skip_hint(out: torch.Tensor, branch: torch.Tensor, x: torch.Tensor) -> str:
+    """What the student's pair computed instead of relu(f(x) + x), when it is one of the usual slips."""
+    for computed, hint in ((branch + x, "you return f(x) + x: apply the ReLU after the addition"),
+                           (F.relu(branch) + x, "you return relu(f(x)) + x: add x first, then the ReLU"),
+                           (F.relu(branch), "you return relu(f(x)): x is never added, there is no skip")):
+        if torch.allclose(out, computed, atol=1e-5):
+            return hint
+    return "compute f(x) = bn2(conv2(relu(bn1(conv1(x))))) and return relu(f(x) + x)"
+
+
+def check_skip_pair(pair_class) -> Report:
+    """Build the student's ``pair_class(16)`` and check it is the plain pair plus an identity skip.
+
+    PASS/FAIL lines: built as an ``nn.Module``; the same parameters as the plain pair (an identity skip has
+    none); keeps the stub's layer names; output shape = input shape; with its branch zeroed it passes its
+    input through (the skip is really there; a plain pair would output 0); it computes ``relu(f(x) + x)``;
+    a 20-layer net of such pairs gives N x 10 logits.
+    """
+    report = Report("Check: SkipPair(width), the plain pair with an identity skip")
+    width = PROTOCOL["width"]
+    plain, reference = ConvPair(width, residual=False), ConvPair(width, residual=True)
+    try:
+        pair = student_call(f"building SkipPair({width})", pair_class, width)
+        if not report.check(isinstance(pair, nn.Module), "SkipPair(16) builds an nn.Module",
+                            f"SkipPair(16) returned a {type(pair).__name__}, not an nn.Module"):
+            return report
+        mine, theirs = count_params(pair), count_params(plain)
+        report.check(mine == theirs, f"the same {theirs:,} parameters as the plain pair: an identity skip adds none",
+                     f"{mine:,} parameters, the plain pair has {theirs:,}: an identity skip adds no parameter "
+                     f"(no extra conv or 1x1 projection: the shapes already match)")
+        keys, wanted = set(pair.state_dict()), set(reference.state_dict())
+        extra, missing = sorted(keys - wanted), sorted(wanted - keys)
+        if extra or missing:
+            report.error("keep exactly the stub's layers conv1, bn1, conv2, bn2 (the check gives them known weights)"
+                         + (f"; not in the stub: {', '.join(extra[:4])}" if extra else "")
+                         + (f"; missing: {', '.join(missing[:4])}" if missing else ""))
+            return report
+        pair.load_state_dict(reference.state_dict())
+        torch.manual_seed(0)
+        x = torch.randn(8, width, 7, 7)
+        out = student_call("running your pair on a batch of 8 x 16 x 7 x 7", pair.train(), x)
+        if not report.check(isinstance(out, torch.Tensor) and out.shape == x.shape,
+                            "output shape = input shape (8 x 16 x 7 x 7), so the skip can add x",
+                            f"output {getattr(out, 'shape', type(out).__name__)}, expected {tuple(x.shape)}"):
+            return report
+        zeroed, x_pos = copy.deepcopy(pair), x.relu()  # inside the net a pair's input is a ReLU output, >= 0
+        nn.init.zeros_(zeroed.bn2.weight)
+        nn.init.zeros_(zeroed.bn2.bias)  # f(x) = 0 now
+        passed = student_call("running your pair with its branch zeroed", zeroed, x_pos)
+        report.check(torch.allclose(passed, x_pos, atol=1e-6),
+                     "with its branch zeroed (f(x) = 0) it passes its input through: the skip is there",
+                     "with its branch zeroed (f(x) = 0) it should output its input x, but " +
+                     ("it outputs 0: there is no skip" if passed.abs().max() == 0 else "it does not"))
+        report.check(torch.allclose(out, reference.train()(x), atol=1e-5),
+                     "it computes relu(f(x) + x), exactly like the course's residual pair",
+                     _skip_hint(out, reference.f(x), x))
+        logits = student_call("running a 20-layer net of your pairs", net_with_pairs(pair_class, 20), digit_batch(4)[0])
+        report.check(tuple(logits.shape) == (4, 10), "a 20-layer net of your pairs maps 4 digits to 4 x 10 logits",
+                     f"a 20-layer net of your pairs gave {tuple(logits.shape)}, expected (4, 10)")
+    except StudentCodeError as err:
+        report.student_error(err)
+    return report
+
+
+def rerun_with(pair_class, result: dict, data: Data, device: str = "auto") -> dict:
+    """Train a net of ``pair_class`` pairs at the sweep's deepest depth (seed 0, the shortest budget) and
+    print its final training loss next to the sweep's plain and residual nets of that depth; return its record."""
+    if not check_skip_pair(pair_class).passed:
+        print(f"your {getattr(pair_class, '__name__', 'pair')} does not pass check_skip_pair yet: training the "
+              f"worked solution, SolutionSkipPair, instead")
+        pair_class = SolutionSkipPair
+    depth = max(r["depth"] for r in result["runs"])
+    steps = min(r["steps"] for r in result["runs"])
+    epochs = next(r["epochs"] for r in result["runs"] if r["steps"] == steps)
+    yours = sweep(data, [depth], [0], [epochs], builders={"yours": functools.partial(net_with_pairs, pair_class)},
+                  device=device, verbose=False)[0]
+    sweep_losses = {kind: final_losses(result, kind, depth, steps).get(0) for kind in ("plain", "residual")}
+    print(f"final training loss after {steps} SGD steps, seed 0, depth {depth}:")
+    for name, loss in [("your net", yours["final_train_loss"])] + [(f"the sweep's {kind}-{depth}", loss)
+                                                                    for kind, loss in sweep_losses.items()]:
+        print(f"  {name:<24} " + ("-" if loss is None else f"{loss:.4f}"))
+    if yours["final_train_loss"] == sweep_losses["residual"]:
+        print(f"your net trained exactly like residual-{depth}: the same weights, the same skips, the same numbers")
+    return yours

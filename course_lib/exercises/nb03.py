@@ -1,98 +1,156 @@
-"""Notebook 03's exercise: write ResNet-34's stage layout from its block list, checked against torchvision.
+"""Notebook 03's exercise: write the bottleneck block and build torchvision's ResNet-50 from it.
 
-The student writes a function returning one ``(blocks, channels, stride)`` per
-stage. :func:`check_resnet34_layout` compares it with torchvision's ResNet-34
-stage by stage, then builds the network from it (``GrownResNet``, the blocks grown
-in the notebook), copies torchvision's weights in and compares the outputs.
+The student writes ``MyBottleneck(inplanes, planes, stride=1, downsample=None)`` with ``expansion = 4``, the
+signature :class:`course_lib.models.ResNet` calls its blocks with. :func:`check_bottleneck` prints one PASS/FAIL
+line per check:
+
+* single blocks: output shapes (identity shortcut, projection shortcut, stride 2) and parameter counts against
+  :class:`course_lib.models.Bottleneck`;
+* the whole network, ``ResNet(MyBottleneck, [3, 4, 6, 3])``: torchvision's ResNet-50 parameter count and output
+  shape; then torchvision's weights are copied in (the layer names must be torchvision's) and the outputs compared.
+
+If the student's code raises, the report names their error and their line, never a traceback from inside course_lib.
+:class:`SolutionBottleneck` is the worked solution.
 """
 from __future__ import annotations
 
-from typing import Callable
+import inspect
 
 import torch
+from torch import Tensor, nn
 
-from ..lessons.building_resnets import GrownResNet, compare_outputs, stage_layout
 from ..errors import ConfigError
-from ..models import count_params
+from ..lessons.building_resnets import copy_weights
+from ..models import Bottleneck, ResNet, count_params, shortcut
 from . import Report, StudentCodeError, student_call
 
-
-def resnet34_layout_solution() -> list[tuple[int, int, int]]:
-    """ResNet-34's stages as (blocks, channels, stride of the first block), read off its block list.
-
-    layer1.0-2: 3 blocks of 64 channels; stride 1, since the stem's max-pool already halved the map.
-    layer2.0-3: 4 blocks of 128; the first has stride 2 (and the projection shortcut).
-    layer3.0-5: 6 blocks of 256, stride 2.   layer4.0-2: 3 blocks of 512, stride 2.
-    """
-    return [(3, 64, 1), (4, 128, 2), (6, 256, 2), (3, 512, 2)]
+# (inplanes, planes, stride): a stage's first block with its projection, a later block, a stride-2 first block
+BLOCK_CASES = ((64, 64, 1), (256, 64, 1), (256, 128, 2))
+BATCH, SIZE = 2, 8
+RESNET50_LAYERS = [3, 4, 6, 3]
 
 
-def _torchvision_resnet34() -> torch.nn.Module:
+def _name(inplanes: int, planes: int, stride: int) -> str:
+    return f"MyBottleneck({inplanes}, {planes}, stride={stride})"
+
+
+def _usable(block_cls, report: Report) -> bool:
+    if not (inspect.isclass(block_cls) and issubclass(block_cls, nn.Module)):
+        report.error(f"MyBottleneck must be a class derived from nn.Module; got {block_cls!r}.")
+        return False
+    if getattr(block_cls, "expansion", None) != 4:
+        report.error(f"MyBottleneck.expansion must be the class attribute 4 (a bottleneck's output has 4 x planes "
+                     f"channels; ResNet reads it to size the next stage); got {getattr(block_cls, 'expansion', None)!r}.")
+        return False
+    return True
+
+
+def _block_checks(block_cls, report: Report) -> bool:
+    """Shapes and parameter counts of single blocks; False when the block is not written yet."""
+    torch.manual_seed(0)
+    for inplanes, planes, stride in BLOCK_CASES:
+        name = _name(inplanes, planes, stride)
+        downsample = shortcut(inplanes, 4 * planes, stride)  # the course's rule: a projection where needed
+        try:
+            block = student_call(f"building {name}", block_cls, inplanes, planes, stride, downsample)
+            out = student_call("running its forward", block, torch.randn(BATCH, inplanes, SIZE, SIZE))
+        except StudentCodeError as err:
+            if "NotImplementedError" in str(err):
+                report.error("not implemented yet: replace each `raise NotImplementedError` by your code, "
+                             "then run this cell again")
+                return False
+            report.error(f"{name}: {err}.")
+            continue
+        expected = (BATCH, 4 * planes, (SIZE - 1) // stride + 1, (SIZE - 1) // stride + 1)
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        shortcut_kind = "identity" if downsample is None else "projection"
+        report.check(got == expected, f"shape: {name}, {shortcut_kind} shortcut, maps "
+                                      f"{(BATCH, inplanes, SIZE, SIZE)} -> {expected}",
+                     f"shape: {name}, {shortcut_kind} shortcut, returned {got}, expected {expected}. Hint: 1x1 conv "
+                     f"to planes, 3x3 conv with the stride, 1x1 conv to 4 x planes; add downsample(x) if given, else x.")
+        theirs, want = count_params(block), count_params(Bottleneck(inplanes, planes, stride, downsample))
+        hint = (" Hint: the convs have no bias (BatchNorm follows each)." if theirs - want in (planes * 2 + 4 * planes,)
+                else " Hint: three convs (1x1, 3x3, 1x1), each followed by BatchNorm, plus the downsample you are given.")
+        report.check(theirs == want, f"parameters: {name} has {theirs:,}, as torchvision's Bottleneck",
+                     f"parameters: {name} has {theirs:,}, torchvision's Bottleneck has {want:,}.{hint}")
+    return True
+
+
+def _network_checks(block_cls, report: Report) -> None:
+    """ResNet(MyBottleneck, [3, 4, 6, 3]) against torchvision's ResNet-50."""
     import torchvision
 
-    torch.manual_seed(0)
-    return torchvision.models.resnet34(weights=None)
-
-
-def _as_layout(value) -> list[tuple[int, int, int]] | None:
-    """The student's value as a list of int triples, or None if it is not one."""
     try:
-        layout = [tuple(stage) for stage in value]
-    except TypeError:
-        return None
-    ok = all(len(stage) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in stage) for stage in layout)
-    return layout if ok else None
-
-
-def check_resnet34_layout(layout_fn: Callable[[], list], input_size: tuple = (3, 64, 64)) -> Report:
-    """Check ``layout_fn()`` (the student's ResNet-34 layout) against torchvision's ResNet-34.
-
-    Prints PASS/FAIL lines: the format, each stage's blocks / channels / stride, and finally
-    whether the network built from the layout takes torchvision's weights and gives the same
-    outputs on a random ``1 x input_size`` image.
-    """
-    report = Report("ResNet-34 stage layout")
-    try:
-        value = student_call("computing your layout", layout_fn)
+        ours = student_call("building ResNet(MyBottleneck, [3, 4, 6, 3])", ResNet, block_cls, RESNET50_LAYERS)
     except StudentCodeError as err:
-        if "NotImplementedError" in str(err):
-            report.error("not implemented yet: replace `raise NotImplementedError` by your list of four "
-                         "(blocks, channels, stride) tuples, then run this cell again")
-        else:
-            report.error(str(err))
-        return report
-    layout = _as_layout(value)
-    if not report.check(layout is not None and len(layout) == 4,
-                        "a list of 4 stages, each (blocks, channels, stride)",
-                        f"expected a list of 4 tuples (blocks, channels, stride) of whole numbers, got {value!r}"):
-        return report
-
-    theirs = _torchvision_resnet34()
-    truth = stage_layout(theirs)
-    for i, ((blocks, channels, stride), (t_blocks, t_channels, t_stride)) in enumerate(zip(layout, truth), start=1):
-        report.check(blocks == t_blocks, f"stage {i}: {blocks} blocks",
-                     f"stage {i}: {blocks} blocks is too {'few' if blocks < t_blocks else 'many'}; "
-                     f"count the blocks named layer{i}.* in the block list")
-        report.check(channels == t_channels, f"stage {i}: {channels} channels",
-                     f"stage {i}: {channels} channels; read the output channels of layer{i}.0")
-        hint = ("stage 1 keeps the map size: the stem's max-pool has already halved it" if i == 1 else
-                "a stage that doubles the channels halves the map, in its first block")
-        report.check(stride == t_stride, f"stage {i}: first block has stride {stride}",
-                     f"stage {i}: stride {stride} is wrong; {hint}")
-    if not report.passed:
-        return report
-
+        report.error(f"the network: {err}.")
+        return
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet50(weights=None)
+    want = count_params(theirs)
+    if not report.check(count_params(ours) == want,
+                        f"ResNet(MyBottleneck, [3, 4, 6, 3]) has {want:,} parameters, as torchvision's resnet50",
+                        f"ResNet(MyBottleneck, [3, 4, 6, 3]) has {count_params(ours):,} parameters, torchvision's "
+                        f"resnet50 has {want:,}."):
+        return
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     try:
-        ours = GrownResNet(layout, in_channels=3, num_classes=1000, small_input=False)
-        x = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
-        parity = compare_outputs(theirs, ours, x, name="ResNet-34")
+        copied = copy_weights(theirs, ours)
     except ConfigError as err:
-        report.error(f"the network built from your layout does not take torchvision's weights: {err}")
+        report.error(f"torchvision's weights do not load into your network: {err} Name the layers as torchvision "
+                     f"does: conv1, bn1, conv2, bn2, conv3, bn3, relu, downsample.")
+        return
+    theirs.eval(), ours.eval()
+    with torch.no_grad():
+        want_out = theirs(x)
+        try:
+            got = student_call("running your ResNet-50 on a 1 x 3 x 64 x 64 image", ours, x)
+        except StudentCodeError as err:
+            report.error(f"the network: {err}.")
+            return
+    if not report.check(isinstance(got, Tensor) and got.shape == want_out.shape,
+                        f"output shape {tuple(want_out.shape)} for a 1 x 3 x 64 x 64 image, as torchvision's",
+                        f"output {tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__}, "
+                        f"torchvision's is {tuple(want_out.shape)}"):
+        return
+    diff = (got - want_out).abs().max().item()
+    report.check(torch.allclose(got, want_out, rtol=1e-5, atol=1e-6),
+                 f"with torchvision's weights copied in ({copied} tensors), the outputs match (max |diff| {diff:.1g})",
+                 f"with torchvision's weights copied in, the outputs differ (max |diff| {diff:.2g}). Hint: "
+                 f"torchvision puts the stride on the 3x3 conv (ResNet v1.5), not on the first 1x1; and the relu "
+                 f"comes after the addition.")
+
+
+def check_bottleneck(block_cls) -> Report:
+    """Test the student's bottleneck class and return a :class:`Report` (PASS/FAIL lines)."""
+    report = Report("check_bottleneck: your bottleneck block, and ResNet-50 built from it")
+    if not _usable(block_cls, report) or not _block_checks(block_cls, report):
         return report
-    report.check(parity.params_source == parity.params_target,
-                 f"built from your layout: {count_params(ours):,} parameters, as torchvision's ResNet-34",
-                 f"built from your layout: {count_params(ours):,} parameters, torchvision's ResNet-34 has "
-                 f"{parity.params_source:,}")
-    report.check(parity.allclose, "with torchvision's weights copied in, the outputs match (allclose)",
-                 f"with torchvision's weights copied in, the outputs differ (max |diff| {parity.max_abs_diff:.2g})")
+    if report.passed:
+        _network_checks(block_cls, report)
     return report
+
+
+class SolutionBottleneck(nn.Module):
+    """1x1 conv to ``planes``, 3x3 conv (with the stride), 1x1 conv to ``4 * planes``, each with BatchNorm;
+    relu between, and after adding the shortcut. Layer names as torchvision's, so its weights load."""
+
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample  # None (identity) or the projection ResNet hands over
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)

@@ -1,6 +1,7 @@
 """Checks and worked solutions for notebook 05 (why residual networks work).
 
-* :func:`check_path_counts`: how many paths of each length n residual blocks give.
+* :func:`check_lesion`: the student's own lesion -- delete blocks of a net, measure its accuracy --
+  checked against the library's :func:`course_lib.lessons.why_residuals_work.lesion.lesion_accuracy`.
 * :func:`check_filter_normalize`: Li et al.'s filter normalisation, the heart of the loss-landscape method.
 
 Each check runs the student's function through :func:`student_call` (their own error
@@ -9,12 +10,16 @@ and line are reported if it raises) and returns a :class:`Report`. A stub that r
 """
 from __future__ import annotations
 
-import math
-
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ..lessons.why_residuals_work.landscape import filter_normalize
+from ..lessons.why_residuals_work.lesion import lesion_accuracy
+from ..models import plain_net, residual_net
 from . import Report, StudentCodeError, student_call
+
+LESION_CASES = ([], [0], [1, 3], [0, 1, 2, 3])  # blocks to delete, numbered from 0 as model.body[i]
 
 
 def _not_done(report: Report, err: StudentCodeError) -> Report:
@@ -25,32 +30,97 @@ def _not_done(report: Report, err: StudentCodeError) -> Report:
     return report
 
 
-def check_path_counts(fn) -> Report:
-    """``fn(n)`` must return a list of n + 1 whole numbers: the number of paths of length k = 0..n."""
-    report = Report("check_path_counts")
-    for n in (1, 3, 6, 10):
-        try:
-            got = student_call(f"counting paths for n={n}", fn, n)
-        except StudentCodeError as err:
-            return _not_done(report, err)
-        want = [math.comb(n, k) for k in range(n + 1)]
-        try:
-            got = [int(v) for v in got]
-        except (TypeError, ValueError):
-            report.error(f"n={n}: expected a list of whole numbers, got {got!r}")
-            continue
-        if len(got) != n + 1:
-            report.error(f"n={n}: expected {n + 1} numbers (lengths 0..{n}), got {len(got)}")
-            continue
-        report.check(got == want, f"n={n}: {got} (they sum to 2^{n} = {2 ** n})",
-                     f"n={n}: got {got}, expected {want}. Hint: a path picks a subset of the blocks "
-                     f"whose f it passes through; how many subsets of size k are there?")
+def _example_nets(seed: int = 0) -> tuple[dict[str, nn.Module], torch.Tensor]:
+    """A seeded plain and residual net of 4 blocks (depth 10, width 8) with non-trivial BatchNorm, in eval
+    mode, and 96 random images. Untrained: :func:`check_lesion` labels the images with each net's own intact
+    predictions, so intact accuracy is 100% and every deleted block costs some."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(96, 1, 28, 28, generator=g)
+    nets = {}
+    for kind, build in (("plain", plain_net), ("residual", residual_net)):
+        torch.manual_seed(seed)
+        net = build(10, width=8)
+        with torch.no_grad():
+            for m in net.modules():
+                if isinstance(m, nn.BatchNorm2d):  # statistics and affine parameters as after training
+                    m.weight.uniform_(0.5, 1.5, generator=g)
+                    m.bias.uniform_(-0.2, 0.2, generator=g)
+            net.train()
+            net(x)
+            net.eval()
+            # An untrained head gives every image the same class, so no lesion could change a prediction.
+            # Spread the classes: a random head on the standardised pooled features of the intact net.
+            pooled = torch.flatten(F.adaptive_avg_pool2d(net.body(net.stem(x)), 1), 1)
+            w = torch.randn(10, pooled.shape[1], generator=g) / pooled.std(0).clamp_min(1e-6)
+            net.head.weight.copy_(w)
+            net.head.bias.copy_(-(w @ pooled.mean(0)))
+        nets[kind] = net
+    return nets, x
+
+
+def _lesion_hint(net: nn.Module, x, y, blocks: list[int], got: float) -> str:
+    """Name the likely mistake when the student's accuracy differs from the library's."""
+    if not blocks:
+        return (" With no block deleted you should get the intact net's accuracy, 100% on these labels: "
+                "evaluate in eval mode (model.eval()), so BatchNorm uses its stored statistics.")
+    shifted = [b - 1 for b in blocks]
+    if blocks and min(shifted) >= 0 and abs(got - lesion_accuracy(net, x, y, shifted)) < 1e-9:
+        return (f" Your number is the accuracy without blocks {shifted}: blocks are numbered from 0, "
+                f"block i is model.body[i].")
+    if abs(got - 1.0) < 1e-9:
+        return " That is the intact net's accuracy: did the blocks really get replaced by nn.Identity()?"
+    return (" Replace each listed block by nn.Identity() (do not `del` it: that shifts the numbers of the "
+            "blocks after it), evaluate in eval mode, then put the blocks back.")
+
+
+def check_lesion(fn) -> Report:
+    """``fn(model, x, y, blocks)`` must return the accuracy (a float in [0, 1]) of ``model`` on images ``x``
+    (N x 1 x 28 x 28) and labels ``y`` (N) with the body blocks listed in ``blocks`` (numbered from 0)
+    deleted -- replaced by the identity -- and must leave the model as it found it."""
+    report = Report("check_lesion: your lesion against course_lib's lesion_accuracy")
+    nets, x = _example_nets()
+    for kind, net in nets.items():
+        with torch.no_grad():
+            y = net(x).argmax(1)  # the intact net is right on every image: deletions can only cost accuracy
+        body_before = list(net.body)
+        state_before = {k: v.clone() for k, v in net.state_dict().items()}
+        for blocks in LESION_CASES:
+            what = f"the {kind} net without blocks {blocks}"
+            try:
+                got = student_call(f"measuring {what}", fn, net, x, y, list(blocks))
+            except StudentCodeError as err:
+                return _not_done(report, err)
+            try:
+                got = float(got)
+            except (TypeError, ValueError):
+                report.error(f"{what}: expected a number in [0, 1], got {type(got).__name__}")
+                continue
+            want = lesion_accuracy(net, x, y, blocks)
+            ok = abs(got - want) <= 1 / len(y) + 1e-9  # one image of slack: batch sizes may round differently
+            report.check(ok, f"{what}: {got:.1%}, as the library's lesion_accuracy",
+                         f"{what}: got {got:.4g}, the library gives {want:.4g}."
+                         + ("" if ok else _lesion_hint(net, x, y, list(blocks), got)))
+        same_blocks = all(a is b for a, b in zip(net.body, body_before)) and len(net.body) == len(body_before)
+        same_state = all(torch.equal(v, state_before[k]) for k, v in net.state_dict().items())
+        report.check(same_blocks and same_state, f"the {kind} net has all its blocks and weights back afterwards",
+                     f"the {kind} net was changed by your function: put the original blocks back (a try/finally "
+                     f"does it even after an error), or lesion a copy.deepcopy of the model")
     return report
 
 
-def solution_path_counts(n: int) -> list[int]:
-    """A path chooses, for each block, the skip or f: C(n, k) paths pass through exactly k of the f's."""
-    return [math.comb(n, k) for k in range(n + 1)]
+def solution_lesion_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, blocks: list[int]) -> float:
+    """Replace the listed blocks by the identity, measure accuracy, put the blocks back."""
+    saved = {i: model.body[i] for i in blocks}
+    try:
+        for i in saved:
+            model.body[i] = nn.Identity()  # a residual block without f, or a plain block removed
+        model.eval()
+        with torch.no_grad():
+            predictions = model(x).argmax(dim=1)
+        return (predictions == y).float().mean().item()
+    finally:
+        for i, block in saved.items():
+            model.body[i] = block
 
 
 def _example_tensors(seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

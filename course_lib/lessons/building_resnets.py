@@ -9,32 +9,31 @@ Notebook 03 uses this module in five parts:
   :class:`ProjectionBlock` (a 1x1-conv shortcut where the shape changes),
   :func:`make_stage` and :class:`GrownResNet` (stages of blocks). The modules use
   torchvision's names (``conv1``, ``bn1``, ``downsample``, ``layer1``...), so the
-  weights of ``course_lib.models`` ResNets and torchvision's load straight in.
+  weights of ``course_lib.models`` ResNets and torchvision's load straight in. The
+  residual branch f, the shortcut rule and zero-init are those of :mod:`course_lib.models`
+  (:class:`~course_lib.models.BasicBranch`, :func:`~course_lib.models.shortcut`).
 * **Parity** -- :func:`copy_weights`, :func:`compare_outputs` and
   :func:`torchvision_parity` copy one network's weights into another and check
   the parameter counts and the outputs.
 * **28x28 digits** -- :func:`shape_trace_table`, :func:`digit_variant` (ResNet-18 for digits,
   optionally narrower), :func:`throughput_table` and :func:`train_digit_models`, sized per run
   profile by :data:`THROUGHPUT` and :data:`DIGIT_TRAINING`.
-* **Diagrams** -- :func:`draw_residual_blocks` and :func:`draw_blog_resnet`,
-  drawn with matplotlib and saved as ``figures/03_*.png``.
+
+The notebook's diagrams (``figures/03_*.png``) are drawn by :mod:`course_lib.diagrams`.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from matplotlib.patches import Circle, FancyBboxPatch
 from torch import Tensor, nn
 
 from ..counting import format_table, layer_table
 from ..errors import ConfigError
-from ..models import conv1x1, conv3x3, count_params
-from ..plots import finish_figure, save_figure
+from ..models import BasicBranch, build_model, conv3x3, count_params, display_name, needs_projection, shortcut
+from ..timing import StepTimer, time_training_steps
 
 # --------------------------------------------------------------------------- summaries
 
@@ -82,9 +81,10 @@ def describe_step(label: str, module: nn.Module, x: Tensor) -> str:
 # --------------------------------------------------------------------------- growing the network
 
 
-class PlainBlock(nn.Module):
+class PlainBlock(BasicBranch):
     """Step 1: two 3x3 conv + BatchNorm layers, ``relu(f(x))`` with ``f = bn2(conv2(relu(bn1(conv1(x)))))``.
 
+    ``f`` is :class:`course_lib.models.BasicBranch`'s, the branch of every basic block of the course.
     ``x``: N x c_in x H x W -> N x c_out x H/stride x W/stride. The stride sits on the first conv.
     """
 
@@ -94,10 +94,6 @@ class PlainBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = conv3x3(c_out, c_out)
         self.bn2 = nn.BatchNorm2d(c_out)
-
-    def f(self, x: Tensor) -> Tensor:
-        """The residual function: everything but the shortcut and the last relu."""
-        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.f(x))
@@ -111,7 +107,7 @@ class SkipBlock(PlainBlock):
 
     def __init__(self, channels: int, c_out: int | None = None, stride: int = 1):
         c_out = channels if c_out is None else c_out
-        if c_out != channels or stride != 1:
+        if needs_projection(channels, c_out, stride):
             raise ConfigError(
                 f"an identity skip needs f(x) and x to have the same shape, but {channels}->{c_out} channels "
                 f"with stride {stride} makes f(x) {c_out} x H/{stride} x W/{stride} while x stays "
@@ -126,14 +122,13 @@ class ProjectionBlock(PlainBlock):
     """Step 3: ``relu(f(x) + shortcut(x))``; the shortcut is the identity unless the shape changes.
 
     Where it changes, ``downsample`` = 1x1 conv (stride ``stride``, ``c_in -> c_out``) + BatchNorm,
-    He et al.'s option B. This is torchvision's ``BasicBlock``, with the same names and parameters.
+    He et al.'s option B; the rule is :func:`course_lib.models.shortcut`'s. This is torchvision's
+    ``BasicBlock``, with the same names and parameters.
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1):
         super().__init__(c_in, c_out, stride)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+        self.downsample = shortcut(c_in, c_out, stride)  # None (the identity) unless the shape changes
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -262,6 +257,16 @@ class Parity:
     def passed(self) -> bool:
         return self.params_source == self.params_target and self.allclose
 
+    def outputs_sentence(self, expect_equal: bool) -> str:
+        """One line saying whether the two networks, holding the same weights, compute the same outputs, and
+        whether that is what was expected (``expect_equal``): a False is then a finding, not a failed check."""
+        if self.allclose:
+            verdict = "the same outputs" + (" (identical)" if self.identical else f" (max |diff| {self.max_abs_diff:.1g})")
+        else:
+            verdict = f"different outputs (max |diff| {self.max_abs_diff:.3g})"
+        expected = "as expected" if self.allclose == expect_equal else "NOT as expected"
+        return f"with the same weights, the two compute {verdict}: {expected}"
+
     def __str__(self) -> str:
         same = "=" if self.params_source == self.params_target else "!="
         shape = " x ".join(map(str, self.input_shape))
@@ -331,8 +336,6 @@ def shape_trace_table(models: dict[str, nn.Module], input_size: tuple = (1, 28, 
 def digit_variant(width_divisor: int = 1) -> nn.Module:
     """ResNet-18 for 28x28 digits: ``build_model("resnet18")`` at full width, else a :class:`GrownResNet`
     with every stage ``width_divisor`` times narrower (same depth, same 3x3 stem, no max-pool)."""
-    from ..models import build_model
-
     if width_divisor == 1:
         return build_model("resnet18")
     model = GrownResNet(scaled_layout(RESNET18_LAYOUT, width_divisor), in_channels=1, num_classes=10)
@@ -347,10 +350,10 @@ def variant_name(width_divisor: int) -> str:
 
 # How big the notebook's 28x28 runs are in each profile. ResNet-18 at 28x28 costs ~78x the
 # blog's ResNet per image, so on a CPU the run uses a narrower ResNet-18 (width_divisor).
-THROUGHPUT = {
-    "smoke": dict(batch_size=8, steps=1),
-    "cpu": dict(batch_size=32, steps=2),
-    "full": dict(batch_size=128, steps=10),
+THROUGHPUT = {  # at least 20 timed steps per model: fewer make the rates noise
+    "smoke": dict(batch_size=2, steps=20),
+    "cpu": dict(batch_size=8, steps=20),
+    "full": dict(batch_size=128, steps=20),
 }
 DIGIT_TRAINING = {
     "smoke": dict(width_divisor=8, train=500, test=500, epochs=1),
@@ -359,33 +362,37 @@ DIGIT_TRAINING = {
 }
 
 
-def training_throughput(model: nn.Module, batch_size: int = 64, steps: int = 2,
+def training_throughput(model: nn.Module, batch_size: int = 64, steps: int = 20,
                         input_size: tuple = (1, 28, 28), seed: int = 0) -> float:
-    """Training images per second (SGD steps on random digits, after one warm-up step), on the model's device."""
+    """Training images per second (SGD steps on random digits, after one warm-up step), on the model's device,
+    timed by the course's timing loop (:func:`course_lib.timing.time_training_steps`)."""
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch_size, *input_size, generator=g).to(device)
     y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    model.train()
-    for step in range(steps + 1):
-        if step == 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return steps * batch_size / (time.perf_counter() - start)
+    return time_training_steps(model, (x, y), steps, warmup=1, lr=0.01).images_per_s
 
 
-def throughput_table(models: dict[str, nn.Module], batch_size: int = 32, steps: int = 2,
-                     device: str | torch.device = "cpu") -> str:
-    """Training images/s of each model, measured one after the other in this call, and the ratio to the first."""
-    speeds = {name: training_throughput(m.to(device), batch_size, steps) for name, m in models.items()}
+def throughput_table(models: dict[str, nn.Module], batch_size: int = 32, steps: int = 20,
+                     device: str | torch.device = "cpu", rounds: int = 2) -> str:
+    """Training images/s of each model and the ratio to the first, measured in this call: ``steps`` SGD
+    steps per model on random digits, split over ``rounds`` interleaved rounds, so that every model runs
+    under the same background load."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch_size, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (batch_size,), generator=g)
+    dev = torch.device(device)
+    timers = {name: StepTimer(m, (x.to(dev), y.to(dev)), device=dev, lr=0.01) for name, m in models.items()}
+    for timer in timers.values():
+        timer.warm_up(1)
+    seconds, images = dict.fromkeys(timers, 0.0), dict.fromkeys(timers, 0)
+    rounds = max(1, min(rounds, steps))
+    for r in range(rounds):
+        for name, timer in timers.items():
+            timed = timer.run(steps // rounds + (r < steps % rounds))
+            seconds[name] += timed.seconds
+            images[name] += timed.images
+    speeds = {name: images[name] / seconds[name] for name in timers}
     first = next(iter(speeds.values()))
     lines = [f"{'model':<36}{'train images/s':>16}{'x slower':>10}", "-" * 62]
     lines += [f"{name:<36}{v:>16,.1f}{first / v:>10.1f}" for name, v in speeds.items()]
@@ -398,12 +405,11 @@ def train_digit_models(data, settings: dict, device: str | torch.device = "auto"
     ``settings``: a row of :data:`DIGIT_TRAINING` (``width_divisor``, ``train``, ``test``, ``epochs``).
     Returns ``{label: History}``; BatchNorm statistics are recomputed before each evaluation.
     """
-    from ..models import BlogResNet
     from ..training import fit, seed_everything
 
     subset = data.subset(settings["train"], settings["test"], seed=seed)
     runs = {}
-    for label, build in (("BlogResNet", BlogResNet),
+    for label, build in ((display_name("blog-resnet"), lambda: build_model("blog-resnet")),
                          (variant_name(settings["width_divisor"]), lambda: digit_variant(settings["width_divisor"]))):
         seed_everything(seed)
         model = build()
@@ -414,150 +420,18 @@ def train_digit_models(data, settings: dict, device: str | torch.device = "auto"
 
 
 def format_runs(runs: dict) -> str:
-    """What the runs were trained on (data, device), then one line per run: params, epochs, seconds, test accuracy."""
+    """What the runs were trained on (data, device), then one line per run: params, epochs, test accuracy.
+
+    No times: a run's wall-clock time says as much about what else the machine was doing as about the model;
+    the speed of the models is measured by :func:`throughput_table`, with the course's timing loop.
+    """
     first = next(iter(runs.values()))
     d = first.config.get("dataset", {})
     lines = [f"data: {d.get('dataset')} from {d.get('source')}, {d.get('n_train', 0):,} train / "
              f"{d.get('n_test', 0):,} test images" + ("" if d.get("full") else " (not the full dataset)")
              + f"; device: {first.device}",
-             f"{'model':<36}{'params':>11}{'epochs':>8}{'seconds':>9}{'test accuracy':>15}", "-" * 79]
+             f"{'model':<36}{'params':>11}{'epochs':>8}{'test accuracy':>15}", "-" * 70]
     for label, h in runs.items():
-        secs = sum(r["seconds"] for r in h.records)
         acc = f"{h.final['test_acc']:.1%}" if h.records else h.status
-        lines.append(f"{label:<36}{h.config['params']:>11,}{len(h):>8}{secs:>9.1f}{acc:>15}")
+        lines.append(f"{label:<36}{h.config['params']:>11,}{len(h):>8}{acc:>15}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- diagrams
-
-_COLOURS = {"conv": "#cfe2f3", "bn": "#fff2cc", "relu": "#d9ead3", "pool": "#f4cccc", "fc": "#e6d7f0",
-            "io": "#eeeeee", "proj": "#fce5cd"}
-
-
-def _box(ax, x: float, y: float, text: str, kind: str, w: float = 2.6, h: float = 0.55, size: int = 9) -> None:
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                fc=_COLOURS[kind], ec="#444444", lw=1))
-    ax.text(x, y, text, ha="center", va="center", fontsize=size)
-
-
-def _arrow(ax, x0: float, y0: float, x1: float, y1: float, colour: str = "#333333") -> None:
-    ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.2, shrinkA=0, shrinkB=0))
-
-
-def _add(ax, x: float, y: float) -> None:
-    ax.add_patch(Circle((x, y), 0.22, fc="white", ec="#333333", lw=1.2))
-    ax.text(x, y, "+", ha="center", va="center", fontsize=13)
-
-
-def _chain(ax, x: float, y: float, boxes: list[tuple[str, str]], step: float = 0.8, w: float = 2.6) -> float:
-    """Draw boxes top-down from ``y`` with arrows between them; return the y just below the last one."""
-    for text, kind in boxes:
-        _box(ax, x, y, text, kind, w=w)
-        _arrow(ax, x, y - 0.28, x, y - step + 0.28)
-        y -= step
-    return y
-
-
-def _skip(ax, x: float, y_from: float, y_to: float, offset: float, label: str, box: str | None = None) -> None:
-    """The shortcut: out to the side (right for ``offset`` > 0) at ``y_from``, down, and into the + at ``y_to``."""
-    xs, side = x + offset, (1 if offset > 0 else -1)
-    colour = "#c0392b"
-    y_box = (y_from + y_to) / 2
-    if box:
-        ax.plot([x, xs, xs], [y_from, y_from, y_box + 0.36], color=colour, lw=1.6)
-        _box(ax, xs, y_box, box, "proj", w=2.0, h=0.72, size=8)
-        ax.plot([xs, xs], [y_box - 0.36, y_to], color=colour, lw=1.6)
-    else:
-        ax.plot([x, xs, xs], [y_from, y_from, y_to], color=colour, lw=1.6)
-    _arrow(ax, xs, y_to, x + side * 0.23, y_to, colour)
-    ax.text(xs + side * 0.12, y_box + (1.4 if box else 0), label, color=colour, fontsize=8,
-            rotation=90, va="center", ha="left" if side > 0 else "right")
-
-
-def draw_residual_blocks(name: str | None = "03_residual_block"):
-    """Three panels: the plain block, the same block with an identity skip, and with a projection shortcut."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 6.4))
-    panels = [
-        ("1. plain block: relu(f(x))", "x: C x H x W", [("3x3 conv, C -> C", "conv")], None, None),
-        ("2. residual block: relu(f(x) + x)", "x: C x H x W", [("3x3 conv, C -> C", "conv")], "identity: x", None),
-        ("3. projection: relu(f(x) + Wx)", "x: C x H x W", [("3x3 conv, stride 2, C -> 2C", "conv")],
-         "projection shortcut", "1x1 conv, stride 2\nC -> 2C, + BN"),
-    ]
-    for ax, (title, top, first, skip_label, proj) in zip(axes, panels):
-        ax.set(xlim=(-2.3, 4.0), ylim=(-7.2, 0.9), aspect="equal")
-        ax.axis("off")
-        ax.set_title(title, fontsize=10)
-        _box(ax, 0, 0.3, top, "io")
-        _arrow(ax, 0, 0.02, 0, -0.52)
-        width = "2C" if proj else "C"
-        body = first + [("BatchNorm", "bn"), ("ReLU", "relu"), (f"3x3 conv, {width} -> {width}", "conv"),
-                        ("BatchNorm", "bn")]
-        y = _chain(ax, 0, -0.8, body, w=2.9)  # y: where the next element goes; an arrow already points at it
-        ax.plot([-1.65, -1.65], [-0.55, y + 0.55], color="#666666", lw=1)
-        ax.text(-1.8, (y - 0.25) / 2, "f(x)", rotation=90, ha="right", va="center", fontsize=10, color="#666666")
-        if skip_label:
-            _add(ax, 0, y + 0.06)
-            _skip(ax, 0, 0.3 - 0.4, y + 0.06, 2.75 if proj else 1.9, skip_label, proj)
-            _arrow(ax, 0, y - 0.16, 0, y - 0.52)
-            y -= 0.8
-        _box(ax, 0, y, "ReLU", "relu")
-        _arrow(ax, 0, y - 0.28, 0, y - 0.52)
-        _box(ax, 0, y - 0.8, f"output: {'2C x H/2 x W/2' if proj else 'C x H x W'}", "io")
-    fig.suptitle("Growing a residual block: the skip adds no parameters; the projection adds one 1x1 conv "
-                 "where the shape changes", fontsize=10)
-    return finish_figure(fig, name=name)
-
-
-def draw_blog_resnet(name: str | None = "03_blog_resnet"):
-    """The blog's ResNet (``course_lib.models.BlogResNet``) top to bottom, with each output shape and the two skips."""
-    fig, ax = plt.subplots(figsize=(7.6, 11.5))
-    ax.set(xlim=(-4.4, 4.4), ylim=(-16.4, 0.8), aspect="equal")
-    ax.axis("off")
-    step, w = 0.8, 3.3
-    y = 0.3
-    _box(ax, 0, y, "input digit", "io", w=w)
-    ax.text(1.9, y, "1 x 28 x 28", fontsize=8, va="center")
-
-    def layer(text, kind, shape=None):
-        nonlocal y
-        _arrow(ax, 0, y - 0.28, 0, y - step + 0.28)
-        y -= step
-        _box(ax, 0, y, text, kind, w=w)
-        if shape:
-            ax.text(1.9, y, shape, fontsize=8, va="center")
-
-    def res_block(channels, hw):
-        nonlocal y
-        top = y - 0.4
-        layer(f"5x5 conv, {channels} -> 30, pad 2", "conv", f"30 x {hw} x {hw}")
-        layer("ReLU", "relu")
-        layer(f"3x3 conv, 30 -> {channels}, pad 1", "conv", f"{channels} x {hw} x {hw}")
-        _arrow(ax, 0, y - 0.28, 0, y - step + 0.22)
-        y -= step
-        _add(ax, 0, y)
-        _skip(ax, 0, top, y, -2.2, "identity skip: x")
-        ax.text(-2.8, (top + y) / 2, f"ResBlock({channels})", rotation=90, ha="right", va="center", fontsize=9,
-                color="#c0392b")
-        y += 0.28 - 0.22  # the + circle is smaller than a box
-        layer("ReLU", "relu", f"{channels} x {hw} x {hw}")
-
-    layer("5x5 conv, 1 -> 20, pad 2", "conv", "20 x 28 x 28")
-    layer("ReLU", "relu")
-    layer("2x2 max-pool", "pool", "20 x 14 x 14")
-    res_block(20, 14)
-    layer("3x3 conv, 20 -> 15, pad 1", "conv", "15 x 14 x 14")
-    layer("ReLU", "relu")
-    layer("2x2 max-pool", "pool", "15 x 7 x 7")
-    res_block(15, 7)
-    layer("flatten", "io", "735 = 15 x 7 x 7")
-    layer("Linear 735 -> 245", "fc", "245")
-    layer("ReLU", "relu")
-    layer("Linear 245 -> 10", "fc", "10 logits")
-    from ..models import BlogResNet
-
-    ax.set_title(f"The blog's ResNet (BlogResNet, {count_params(BlogResNet()):,} parameters): layers and output shapes",
-                 fontsize=10)
-    if name:
-        save_figure(fig, name)
-    return fig

@@ -10,10 +10,10 @@ returns a JSON-able dict::
      meta: {...}}           # course_lib.results.make_meta: what it ran on, and when
 
 :func:`combine` puts the runs of several results side by side, and :func:`signal_at_init`
-shows why a plain stack stalls. Reading a result against the blog's claims (its table,
-the spread over seeds, slow start or degradation, the verdicts, the figures) is
-:mod:`course_lib.lessons.cnn_vs_resnet.claims`; the missing shuffle is measured in :mod:`course_lib.lessons.cnn_vs_resnet.shuffling`,
-the GPU section's devices and speed options in :mod:`course_lib.lessons.speed.pipelines`.
+shows why a plain stack stalls. Reading a result against the blog's claims (the spread over
+seeds, the stalls in SGD steps, the course's rule for a real difference, the verdicts) is
+:mod:`~course_lib.lessons.cnn_vs_resnet.claims`, its figures :mod:`~course_lib.lessons.cnn_vs_resnet.figures`;
+the missing shuffle is measured in :mod:`~course_lib.lessons.cnn_vs_resnet.shuffling`.
 """
 from __future__ import annotations
 
@@ -25,36 +25,45 @@ import torch.nn.functional as F
 
 from ...data import Data, load_data
 from ...errors import ConfigError
-from ...models import build_model, count_params
-from ...profiles import Profile, get_profile
+from ...models import MODEL_REGISTRY, build_model, count_params
+from ...profiles import Profile, as_profile, settings
 from ...results import make_meta
-from ...training import fit, pick_device, seed_everything
+from ...training import Protocol, SpeedOptions, fit, pick_device, seed_everything
 
 # The blog's protocol (its claims are in course_lib.lessons.cnn_vs_resnet.claims).
 BLOG_PROTOCOL = {"batch_size": 64, "lr": 0.1, "optimizer": "SGD (momentum 0, weight decay 0)", "epochs": 30}
-MODELS = {"BlogCNN": "blog-cnn", "BlogPlain": "blog-plain", "BlogResNet": "blog-resnet"}
-# The same architectures with the other initialisation (course_lib.models.apply_init), for the
-# init experiment of notebook 04: BlogCNN as the blog built it would start from PyTorch's default.
-INIT_VARIANTS = {"BlogCNN (PyTorch init)": ("blog-cnn", {"init": "pytorch"}),
-                 "BlogPlain (He init)": ("blog-plain", {"init": "he"})}
 
-# Sizes per profile. The protocol (batch 64, lr 0.1) never changes; only how much of it runs.
+
+def blog_protocol(epochs: int, seed: int, shuffle: bool = True) -> Protocol:
+    """:data:`BLOG_PROTOCOL` as the :class:`course_lib.training.Protocol` that ``fit`` takes (SGD, no momentum,
+    no weight decay), for ``epochs`` epochs whose shuffles are seeded by ``seed``."""
+    return Protocol(epochs=epochs, batch_size=BLOG_PROTOCOL["batch_size"], lr=BLOG_PROTOCOL["lr"], momentum=0.0,
+                    weight_decay=0.0, seed=seed, shuffle=shuffle)
+
+# Views of course_lib.models.MODEL_REGISTRY, keyed by the display names the results use.
+# MODELS: the blog's three models, display name -> CLI name.
+MODELS = {e.display: e.cli for e in MODEL_REGISTRY if not e.kwargs}
+# INIT_VARIANTS: the same architectures with the other initialisation (course_lib.models.apply_init), for
+# the init experiment of notebook 04 (BlogCNN as the blog built it would start from PyTorch's default):
+# display name -> (CLI name, its fixed arguments).
+INIT_VARIANTS = {e.display: (e.cli, dict(e.kwargs)) for e in MODEL_REGISTRY if e.kwargs}
+
+# Sizes per profile. The protocol (batch 64, lr 0.1) never changes; only how much of it runs. The cpu row keeps
+# notebook 04 within 3 minutes on 2 cores: 3 seeds (the fewest the course's rule for a real difference accepts)
+# x 3 models x 6 epochs of 63 steps. speed_* and compile_on_cpu are read by course_lib.lessons.speed.pipelines.
 SETTINGS = {
     "smoke": dict(dataset="sample", train_limit=640, test_limit=320, epochs=2, seeds=1,
-                  shuffle_epochs=1, init_epochs=1, speed_steps=5, speed_rounds=1, compile_on_cpu=False),
-    "cpu": dict(dataset="mnist", train_limit=4000, test_limit=1000, epochs=9, seeds=3,
-                shuffle_epochs=3, init_epochs=3, speed_steps=25, speed_rounds=3,
-                compile_on_cpu=False),
+                  shuffle_epochs=1, speed_steps=5, speed_rounds=1, compile_on_cpu=False),
+    "cpu": dict(dataset="mnist", train_limit=4000, test_limit=1000, epochs=6, seeds=3,
+                shuffle_epochs=2, speed_steps=25, speed_rounds=3, compile_on_cpu=False),
     "full": dict(dataset="mnist", train_limit=None, test_limit=None, epochs=30, seeds=3,
-                 shuffle_epochs=3, init_epochs=3, speed_steps=100, speed_rounds=3,
-                 compile_on_cpu=True),
+                 shuffle_epochs=3, speed_steps=100, speed_rounds=3, compile_on_cpu=True),
 }
 
 
 def settings_for(profile: Profile | str | None = None) -> dict:
     """This module's row of :data:`SETTINGS` for ``profile`` (a Profile, a name, or None = $COURSE_PROFILE)."""
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    return dict(prof.pick(SETTINGS))
+    return settings(SETTINGS, profile)
 
 
 def compare_data(profile: Profile | str | None = None, dataset: str | None = None, verbose: bool = True) -> Data:
@@ -62,8 +71,8 @@ def compare_data(profile: Profile | str | None = None, dataset: str | None = Non
 
     An explicit ``dataset`` in the ``full`` profile is used whole. Images ``N x 1 x 28 x 28`` in [0, 1].
     """
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    cfg = settings_for(prof)
+    prof = as_profile(profile)
+    cfg = settings(SETTINGS, prof)
     whole = dataset is not None and prof.name == "full"
     data = load_data(dataset or cfg["dataset"], train_limit=None if whole else cfg["train_limit"],
                      test_limit=None if whole else cfg["test_limit"], verbose=verbose)
@@ -74,12 +83,9 @@ def compare_data(profile: Profile | str | None = None, dataset: str | None = Non
 
 def build_named(name: str):
     """Build a model of this experiment by its display name: a key of :data:`MODELS` or :data:`INIT_VARIANTS`."""
-    if name in MODELS:
-        return build_model(MODELS[name])
-    if name in INIT_VARIANTS:
-        cli, kwargs = INIT_VARIANTS[name]
-        return build_model(cli, **kwargs)
-    raise ConfigError(f"unknown model {name!r}; valid: {', '.join([*MODELS, *INIT_VARIANTS])}")
+    if name not in MODELS and name not in INIT_VARIANTS:
+        raise ConfigError(f"unknown model {name!r}; valid: {', '.join([*MODELS, *INIT_VARIANTS])}")
+    return build_model(name)
 
 
 def _seed_list(seeds: int | Sequence[int] | None, default: int) -> list[int]:
@@ -107,8 +113,7 @@ def run_compare(
     *,
     models: Iterable[str] = tuple(MODELS),
     epochs: int | None = None,
-    train_limit: int | None = None,
-    test_limit: int | None = None,
+    limits: tuple[int | None, int | None] | None = None,
     data: Data | None = None,
     checkpoint_dir: str | Path | None = None,
 ) -> dict:
@@ -121,7 +126,9 @@ def run_compare(
         seeds: how many seeds (0..K-1) or a list of seeds; default the profile's.
         device: ``auto`` | ``cpu`` | ``cuda[:N]`` | ``mps``.
         models: which of ``BlogCNN``, ``BlogPlain``, ``BlogResNet`` to train (or of :data:`INIT_VARIANTS`).
-        epochs, train_limit, test_limit: override the profile's sizes (recorded in ``meta``).
+        epochs: override the profile's number of epochs (recorded in ``protocol``).
+        limits: ``(train images, test images)``: train and test on a seeded subset of that size (None keeps a
+            split whole; recorded in ``meta``).
         data: train on this :class:`Data` instead of loading (its ``info`` labels the result).
         checkpoint_dir: keep each run's weights there as ``MODEL_seedS.pt`` (for later evaluation).
 
@@ -129,8 +136,8 @@ def run_compare(
         ``{dataset, source, device, profile, protocol, runs, meta}``; see the module docstring.
         Images are ``N x 1 x 28 x 28`` in [0, 1]; ``test_acc`` is in [0, 1].
     """
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    cfg = settings_for(prof)
+    prof = as_profile(profile)
+    cfg = settings(SETTINGS, prof)
     models = list(models)
     unknown = [m for m in models if m not in MODELS and m not in INIT_VARIANTS]
     if unknown:
@@ -142,10 +149,9 @@ def run_compare(
         raise ConfigError(f"epochs must be a whole number >= 1, got {n_epochs!r} (the blog's protocol: 30)")
     if data is None:
         data = compare_data(prof, dataset, verbose=False)
-    if train_limit is not None or test_limit is not None:
-        data = data.subset(train_limit, test_limit)
+    if limits is not None and any(n is not None for n in limits):
+        data = data.subset(*limits)
     dev = pick_device(device, verbose=False)
-    torch.set_flush_denormal(True)  # as setup() does: denormals slow the no-BatchNorm nets on CPU
     info = data.info
     if verbose:
         print(f"[compare] {info} | device {dev} | profile {prof.name} | "
@@ -159,8 +165,8 @@ def run_compare(
             seed_everything(seed)
             model = build_named(name)
             ckpt = Path(checkpoint_dir) / f"{name}_seed{seed}.pt" if checkpoint_dir else None
-            history = fit(model, on_device, epochs=n_epochs, batch_size=BLOG_PROTOCOL["batch_size"],
-                          lr=BLOG_PROTOCOL["lr"], seed=seed, device=dev, progress=False, checkpoint=ckpt)
+            history = fit(model, on_device, blog_protocol(n_epochs, seed), SpeedOptions(device=dev),
+                          progress=False, checkpoint=ckpt)
             records = [{k: r[k] for k in ("epoch", "train_loss", "test_acc", "seconds")} for r in history.records]
             runs.append({"model": name, "seed": seed, "params": count_params(model), "history": records})
             statuses.append({"model": name, "seed": seed, "status": history.status, "message": history.message})

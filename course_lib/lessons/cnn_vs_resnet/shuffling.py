@@ -1,4 +1,4 @@
-"""The blog's missing shuffle, measured (notebook 04, section 6).
+"""The blog's missing shuffle, measured (notebook 04).
 
 The blog builds its loader as ``DataLoader(train_set, batch_size=64)``: ``shuffle``
 defaults to False, so every epoch cuts the same batches from the stored order, in the
@@ -14,13 +14,14 @@ from dataclasses import replace
 
 import torch
 
-from .protocol import BLOG_PROTOCOL, MODELS
+from .claims import measured_on
+from .protocol import MODELS, blog_protocol
 from ...data import Data
 from ...errors import ConfigError
 from ...models import build_model
-from ...profiles import Profile, get_profile
-from ...results import describe, make_meta
-from ...training import fit, pick_device, seed_everything
+from ...profiles import Profile, as_profile
+from ...results import make_meta
+from ...training import SpeedOptions, fit, pick_device, seed_everything
 
 
 def order_report(labels: torch.Tensor, batch_size: int = 64) -> dict:
@@ -41,7 +42,8 @@ def order_report(labels: torch.Tensor, batch_size: int = 64) -> dict:
 
 def reorder(data: Data, order: str, seed: int = 0) -> Data:
     """``data`` with its training split put in a fixed ``order``: ``random`` (one seeded
-    permutation) or ``sorted`` (by label, stable). ``fit(shuffle=False)`` then sees exactly this order every epoch."""
+    permutation) or ``sorted`` (by label, stable). ``fit`` with ``Protocol(shuffle=False)`` then sees exactly this
+    order every epoch."""
     if order == "random":
         idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))
     elif order == "sorted":
@@ -69,14 +71,13 @@ def shuffle_experiment(data: Data, epochs: int, model: str = "BlogResNet", seed:
     ``predicted_counts[c]`` is how many test images the trained model calls class ``c``.
     """
     dev = pick_device(device, verbose=False)
-    torch.set_flush_denormal(True)
     out = []
     for name, (order, shuffle) in SHUFFLE_CONDITIONS.items():
         ordered = reorder(data, order, seed)
         seed_everything(seed)
         net = build_model(MODELS[model])
-        history = fit(net, ordered, epochs=epochs, batch_size=BLOG_PROTOCOL["batch_size"], lr=BLOG_PROTOCOL["lr"],
-                      seed=seed, shuffle=shuffle, device=dev, progress=False)
+        history = fit(net, ordered, blog_protocol(epochs, seed, shuffle=shuffle), SpeedOptions(device=dev),
+                      progress=False)
         with torch.no_grad():
             net.eval()
             preds = torch.cat([net(ordered.test_x[i:i + 1000].to(dev)).argmax(1).cpu()
@@ -88,14 +89,15 @@ def shuffle_experiment(data: Data, epochs: int, model: str = "BlogResNet", seed:
         if verbose and records:
             print(f"[shuffle] {name}: epoch {records[-1]['epoch']} loss {records[-1]['train_loss']:.4f}, "
                   f"test acc {records[-1]['test_acc']:.2%}")
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    return {"model": model, "conditions": out, "meta": make_meta(data.info, dev, prof, epochs=epochs, seed=seed)}
+    meta = make_meta(data.info, dev, as_profile(profile), epochs=epochs, seed=seed)
+    return {"model": model, "conditions": out, "meta": meta}
 
 
 def format_shuffle(result: dict) -> str:
     """The shuffle experiment as text: order statistics, final loss/accuracy, what the model predicts."""
-    lines = [f"{result['model']}, {result['meta']['epochs']} epochs, seed {result['meta']['seed']}; "
-             f"measured on: {describe(result)}"]
+    epochs = result["meta"]["epochs"]
+    lines = [f"{result['model']}, {epochs} epoch{'s' * (epochs != 1)}, seed {result['meta']['seed']}; "
+             f"measured on: {measured_on(result)}"]
     for c in result["conditions"]:
         rep, last = c["order_report"], c["history"][-1]
         top = max(range(10), key=lambda k: c["predicted_counts"][k])
@@ -107,24 +109,31 @@ def format_shuffle(result: dict) -> str:
     return "\n".join(lines)
 
 
+_STYLES = ("-", "--", ":")  # one model, so one colour (its family's); the conditions differ by line and hatch
+_HATCHES = ("", "//", "..")
+
+
 def plot_shuffle(result: dict, name: str | None = "04_shuffle"):
     """Test accuracy per epoch for each shuffle condition, and what each trained model predicts."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from ...plots import finish_figure
+    from ...plots import color_for, finish_figure
 
+    color = color_for(result["model"])
     fig, (ax_acc, ax_pred) = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / max(len(result["conditions"]), 1)
     for i, c in enumerate(result["conditions"]):
         ax_acc.plot([r["epoch"] for r in c["history"]], [100 * r["test_acc"] for r in c["history"]],
-                    marker="o", label=c["name"])
-        ax_pred.bar([k + (i - 1) * width for k in range(10)], c["predicted_counts"], width=width, label=c["name"])
+                    marker="o", color=color, ls=_STYLES[i % 3], label=c["name"])
+        ax_pred.bar([k + (i - 1) * width for k in range(10)], c["predicted_counts"], width=width, label=c["name"],
+                    color=color, alpha=0.35 + 0.3 * (i == 0), hatch=_HATCHES[i % 3], edgecolor="black", lw=0.5)
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(0, 100), title=f"{result['model']}: test accuracy")
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_pred.set(xlabel="predicted class", ylabel="test images", xticks=range(10), title="what the trained model predicts")
+    ax_pred.set(xlabel="predicted class", ylabel="test images", xticks=range(10),
+                title="what the trained model predicts")
     for ax in (ax_acc, ax_pred):
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=7)
-    fig.suptitle(describe(result), fontsize=8)
+    fig.suptitle(f"{result['model']}, seed {result['meta']['seed']}: {measured_on(result)}", fontsize=8)
     return finish_figure(fig, name=name)

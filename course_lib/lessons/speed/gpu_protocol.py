@@ -1,63 +1,240 @@
-"""The blog's full protocol on one GPU with the course's fast path, timed; for a GPU session (issue 7).
+"""The blog's full protocol timed on one device: the course's fast path against plain fp32, several seeds.
 
-30 epochs, batch 64, SGD lr 0.1, BlogCNN then BlogResNet, 60k training images (Fashion-MNIST stands in
-for MNIST where MNIST cannot be downloaded: same shapes and sizes). Prints the wall time of the whole
-protocol (compile warm-up and the per-epoch evaluation on 10k test images included) and each model's
-final test accuracy; `--paths fast,plain` also runs the plain fp32 path (no AMP, no channels_last, no compile) for
-the accuracy comparison. Goal (issue 7): fast path < 60 s on one H100, at the plain path's accuracy.
+``python -m course_lib gpu-protocol --dataset fashion --device cuda --seeds 2 --out results/gpu_protocol.json``
+calls :func:`run_gpu_protocol`: BlogCNN then BlogResNet, 30 epochs each, batch 64, SGD lr 0.1, for each
+seed and each path:
 
-    python -m course_lib.lessons.speed.gpu_protocol --dataset fashion --paths fast,plain --out gpu_protocol.json [--epochs 30]
+* **plain**: fp32, NCHW, eager, with TF32 switched off on CUDA, so it is a true fp32 baseline;
+* **fast**: the course's fast settings (:func:`course_lib.training.fast_speed_options`): on CUDA mixed
+  precision (bf16 where native), channels_last and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs).
 
-Not yet run on a GPU (issue 7): prepared for the first session that is lent one.
+The dataset moves to the device once. Each model's wall time includes the evaluation after every epoch;
+the compile and warm-up time is shown apart (epoch 1 minus the median of the later epochs). torch's dynamo and inductor
+counters are recorded per model (recompiles, graph breaks, CUDA-graph skips), so a fast path that silently
+fell back shows up. A model that diverges is recorded and skipped. The JSON is rewritten after every model,
+so a run cut short keeps what it finished.
 """
-import argparse
-import json
+from __future__ import annotations
+
+import contextlib
+import platform
+import statistics
 import time
+import warnings
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from course_lib import build_model, fit, load_data, pick_device, seed_everything
-from course_lib.lessons.speed.bench import BLOG_FIT_KWARGS, fast_fit_kwargs
+from ...data import load_data
+from ...errors import ConfigError
+from ...models import build_model
+from ...results import make_meta, write_json
+from ...stats import accuracy_interval, mean_sd
+from ...training import Protocol, SpeedOptions, fast_speed_options, fit, native_bf16, pick_device, seed_everything
+
+PATHS = ("fast", "plain")
+COMPILE_CHOICES = {"auto": None, "off": False, "on": True, "reduce-overhead": "reduce-overhead"}
 
 
-def run(data, dev, kwargs, epochs, seed):
-    out, t0 = {}, time.perf_counter()
-    for name in ("blog-cnn", "blog-resnet"):
-        seed_everything(seed)
-        model = build_model(name)
-        t = time.perf_counter()
-        h = fit(model, data, epochs=epochs, batch_size=64, lr=0.1, seed=seed, device=dev, progress=False, **kwargs)
-        out[name] = dict(status=h.status, seconds=round(time.perf_counter() - t, 1), test_acc=h.test_acc,
-                         train_loss=h.train_loss, epoch_seconds=[round(r["seconds"], 2) for r in h.records])
-        print(f"  {name}: {out[name]['seconds']} s, final test acc {h.test_acc[-1]:.4f} ({h.status})", flush=True)
-    out["total_seconds"] = round(time.perf_counter() - t0, 1)
-    return out
+@dataclass(frozen=True)
+class GpuProtocol:
+    """One run of the protocol: which data, device, epochs, seeds, paths and models.
+
+    ``compile``: None keeps the fast path's own choice; False, True or a mode name overrides it (e.g.
+    ``True`` to try inductor on a CPU). ``train_limit``/``test_limit``: seeded subsets, for a quick check.
+    """
+
+    dataset: str
+    device: str = "cuda"
+    epochs: int = 30
+    seeds: tuple[int, ...] = (0, 1)
+    paths: tuple[str, ...] = PATHS
+    models: tuple[str, ...] = ("blog-cnn", "blog-resnet")
+    train_limit: int | None = None
+    test_limit: int | None = None
+    compile: bool | str | None = None
+
+    def __post_init__(self):
+        bad = [p for p in self.paths if p not in PATHS]
+        if bad or not self.paths:
+            raise ConfigError(f"unknown path(s) {bad or self.paths}; valid: {', '.join(PATHS)}. "
+                              f"Fix: --paths fast,plain")
+        if not self.seeds or not self.models:
+            raise ConfigError("the protocol needs at least one seed and one model. Fix: --seeds 2 --models blog-cnn")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", default="fashion")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--train-limit", type=int)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--paths", default="fast", help="comma list of fast,plain")
-    ap.add_argument("--out")
-    a = ap.parse_args()
-    dev = pick_device(a.device)
-    data = load_data(a.dataset, train_limit=a.train_limit)
-    result = dict(device=str(dev), gpu=torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-                  torch=torch.__version__, data=str(data.info), epochs=a.epochs, seed=a.seed)
-    table = {"fast": fast_fit_kwargs(dev), "plain": BLOG_FIT_KWARGS}
-    for label in a.paths.split(","):
-        kwargs = table[label]
-        print(f"{label} path {kwargs} on {dev}, {data.info}:", flush=True)
-        result[label] = dict(settings=kwargs, **run(data, dev, kwargs, a.epochs, a.seed))
-        print(f"{label}: whole protocol {result[label]['total_seconds']} s", flush=True)
-        if a.out:
-            with open(a.out, "w") as f:
-                json.dump(result, f, indent=1)
+# --------------------------------------------------------------------------- what the run is measured on
 
 
-if __name__ == "__main__":
-    main()
+def tf32_settings() -> dict:
+    """torch's TF32 switches: matmuls (cuBLAS), convolutions (cuDNN), and the float32 matmul precision."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # newer torch prefers its fp32_precision API; these still answer
+        return dict(matmul_allow_tf32=bool(torch.backends.cuda.matmul.allow_tf32),
+                    cudnn_allow_tf32=bool(torch.backends.cudnn.allow_tf32),
+                    float32_matmul_precision=torch.get_float32_matmul_precision())
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool | None):
+    """TF32 on or off for matmuls and convolutions inside the block (None: leave torch's settings)."""
+    if enabled is None:
+        yield
+        return
+    before = tf32_settings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.backends.cuda.matmul.allow_tf32 = before["matmul_allow_tf32"]
+            torch.backends.cudnn.allow_tf32 = before["cudnn_allow_tf32"]
+
+
+def environment(device: torch.device) -> dict:
+    """Versions and switches a GPU timing depends on: torch, CUDA, cuDNN, the device, bf16, TF32 defaults."""
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    env = dict(torch=torch.__version__, cuda=torch.version.cuda, cudnn=cudnn, python=platform.python_version(),
+               device=str(device), native_bf16=native_bf16(device), tf32_defaults=tf32_settings())
+    if device.type == "cuda":
+        env.update(device_name=torch.cuda.get_device_name(device),
+                   compute_capability=".".join(map(str, torch.cuda.get_device_capability(device))))
+    return env
+
+
+def compile_counters() -> dict:
+    """A snapshot of torch's compile counters: frames dynamo compiled, graph breaks, CUDA-graph skips."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:  # a torch without dynamo
+        return {}
+    return dict(frames=counters["frames"]["total"], graph_breaks=sum(counters["graph_break"].values()),
+                cudagraph_skips=counters["inductor"]["cudagraph_skips"])
+
+
+def _counter_delta(before: dict, after: dict, compiled: bool) -> dict:
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    if delta:  # a compiled model is one frame; every further frame is a recompile (a new shape, a failed guard)
+        delta["recompiles"] = max(0, delta["frames"] - 1) if compiled else delta["frames"]
+    return delta
+
+
+# --------------------------------------------------------------------------- one model, one path, one seed
+
+
+def path_speed(path: str, device: torch.device, compile: bool | str | None = None) -> tuple[SpeedOptions, bool | None]:
+    """The speed options of ``path`` on ``device`` and its TF32 switch (None: torch's defaults)."""
+    if path == "plain":
+        return SpeedOptions(device=device), (False if device.type == "cuda" else None)
+    fast = fast_speed_options(device)
+    return (fast if compile is None else replace(fast, compile=compile)), None
+
+
+def train_one(name: str, data, protocol: Protocol, speed: SpeedOptions) -> dict:
+    """Train model ``name`` once; its wall time (evaluation included), epoch times, compile and warm-up time
+    (epoch 1 minus the median of the later epochs), final test accuracy with its 95% Wilson interval, and
+    compile counters."""
+    if speed.compile:
+        torch.compiler.reset()  # each compiled model starts afresh: its counters and graphs are its own
+    before = compile_counters()
+    seed_everything(protocol.seed)
+    model = build_model(name)
+    start = time.perf_counter()
+    history = fit(model, data, protocol, speed, progress=False)
+    wall = time.perf_counter() - start
+    epochs = [r["seconds"] for r in history.records]
+    acc = history.test_acc[-1] if history.records else None
+    n_test = len(data.test_y)
+    return dict(model=name, seed=protocol.seed, status=history.status, message=history.message,
+                seconds=round(wall, 2), epoch_seconds=[round(s, 3) for s in epochs],
+                compile_warmup_s=round(epochs[0] - statistics.median(epochs[1:]), 2) if len(epochs) > 1 else None,
+                final_test_acc=acc, test_acc_interval=accuracy_interval(acc, n_test) if acc is not None else None,
+                n_test=n_test, counters=_counter_delta(before, compile_counters(), bool(speed.compile)))
+
+
+# --------------------------------------------------------------------------- the whole protocol
+
+
+def _summarise(result: dict, config: GpuProtocol) -> None:
+    """Per path: seconds per seed (all models completed), final accuracies per model; ``fast_seconds``."""
+    for path, block in result["paths"].items():
+        runs = block["runs"]
+        per_seed = {}
+        for seed in config.seeds:
+            mine = [r for r in runs if r["seed"] == seed]
+            if len(mine) == len(config.models) and all(r["status"] == "completed" for r in mine):
+                per_seed[str(seed)] = round(sum(r["seconds"] for r in mine), 2)
+        block["seconds_per_seed"] = per_seed
+        block["seconds"] = next(iter(per_seed.values()), None)  # the first seed: compilation from a cold start
+        block["accuracy"] = {}
+        for name in config.models:
+            done = [r for r in runs if r["model"] == name and r["status"] == "completed"]
+            if done:
+                mean, sd = mean_sd([r["final_test_acc"] for r in done])
+                block["accuracy"][name] = dict(per_seed=[r["final_test_acc"] for r in done], mean=mean, sd=sd,
+                                               intervals=[r["test_acc_interval"] for r in done],
+                                               n_test=done[0]["n_test"])
+    result["fast_seconds"] = result["paths"].get("fast", {}).get("seconds")
+
+
+def run_gpu_protocol(config: GpuProtocol, out: str | None = None, verbose: bool = True) -> dict:
+    """Run the protocol of ``config``; write the result to ``out`` (JSON) after every model; return it.
+
+    The result holds ``meta`` and ``environment`` (device name; torch, CUDA and cuDNN versions; TF32
+    settings), ``protocol``, per path its ``settings``, ``tf32``, ``runs`` (one record per model and seed,
+    see :func:`train_one`), ``seconds`` (the first seed's whole protocol), ``seconds_per_seed`` and
+    ``accuracy``; and the fast path's total as ``fast_seconds``. A device that is not there fails at once.
+    """
+    say = print if verbose else (lambda *a, **k: None)
+    dev = pick_device(config.device, verbose=False)  # cuda asked and absent: DeviceError now, not a CPU run
+    data = load_data(config.dataset, train_limit=config.train_limit, test_limit=config.test_limit,
+                     verbose=verbose).to(dev)  # once, not once per fit
+    env = environment(dev)
+    result = dict(meta=make_meta(data.info, dev, None, experiment="gpu-protocol"), environment=env,
+                  protocol=dict(asdict(Protocol(epochs=config.epochs)), models=list(config.models),
+                                seeds=list(config.seeds), dataset=data.info.as_dict()),
+                  paths={}, fast_seconds=None, complete=False)
+    say(f"[gpu-protocol] {env.get('device_name', dev)}; torch {env['torch']}, CUDA {env['cuda']}, "
+        f"cuDNN {env['cudnn']}; data: {data.info}")
+    for seed in config.seeds:
+        for path in config.paths:
+            speed, tf32_on = path_speed(path, dev, config.compile)
+            block = result["paths"].setdefault(path, dict(settings=_plain(asdict(speed)), runs=[]))
+            for name in config.models:
+                with tf32(tf32_on):
+                    block["tf32"] = tf32_settings()
+                    try:
+                        record = train_one(name, data, Protocol(epochs=config.epochs, seed=seed), speed)
+                    except Exception as err:  # noqa: BLE001 - one failed model is a finding; the others still run
+                        first_line = (str(err).splitlines() or [""])[0][:300]
+                        record = dict(model=name, seed=seed, status="failed",
+                                      message=f"{type(err).__name__}: {first_line}")
+                block["runs"].append(record)
+                _summarise(result, config)
+                if out:
+                    write_json(out, result)
+                say(_run_line(path, record))
+    result["complete"] = True
+    if out:
+        write_json(out, result)
+    say(f"[gpu-protocol] fast path: {result['fast_seconds']} s for {', '.join(config.models)} x {config.epochs} "
+        f"epochs (first seed, evaluation and compilation included)")
+    return result
+
+
+def _plain(settings: dict) -> dict:
+    """Settings as JSON values: a device as its name, everything else as it is."""
+    return {k: v if isinstance(v, (bool, int, float, str, type(None))) else str(v) for k, v in settings.items()}
+
+
+def _run_line(path: str, r: dict) -> str:
+    if r["status"] != "completed":
+        return f"[gpu-protocol] {path:5s} seed {r['seed']} {r['model']}: {r['status'].upper()}, skipped: {r['message']}"
+    lo, hi = r["test_acc_interval"]
+    warm = f", compile+warm-up {r['compile_warmup_s']} s" if r["compile_warmup_s"] is not None else ""
+    return (f"[gpu-protocol] {path:5s} seed {r['seed']} {r['model']}: {r['seconds']} s{warm}; final test acc "
+            f"{r['final_test_acc']:.2%} [{lo:.2%}, {hi:.2%}]; counters {r['counters']}")

@@ -24,39 +24,39 @@ from .lesion import (gradient_by_path_length, lesion_accuracy, mean_by_block, n_
                      random_deletions, single_deletions)
 from ...models import plain_net, residual_net
 from ...locations import display_path, results_dir
-from ...profiles import Profile, get_profile
+from ... import profiles
+from ...errors import ConfigError
+from ...profiles import Profile, as_profile
 from ...results import make_meta
+from ...stats import accuracy_interval
 from ...training import History, fit, load_checkpoint, pick_device, save_checkpoint, seed_everything
 
 # Sizes per profile. depth: the lesion and landscape twins ((depth - 2) / 2 blocks);
 # paths_depth: the residual net whose 2^n paths are enumerated (small n).
 # bn_images: training images used to recompute BatchNorm statistics after a lesion.
+# direction_pairs: how many pairs of random directions the landscape is drawn along (seeds 1-2, 3-4, ...),
+# so that the reader sees how much of the picture is the draw.
 SETTINGS = {
     "smoke": dict(depth=8, paths_depth=8, width=16, epochs=2, batch_size=128, lr=0.1, momentum=0.9, seed=0,
                   draws=3, bn_images=250, random_bn=True, path_images=64,
-                  landscape_images=250, slice_points=11, grid=5),
+                  landscape_images=250, slice_points=11, grid=5, direction_pairs=2),
     "cpu": dict(depth=20, paths_depth=20, width=16, epochs=6, batch_size=128, lr=0.1, momentum=0.9, seed=0,
                 draws=8, bn_images=500, random_bn=True, path_images=128,
-                landscape_images=500, slice_points=41, grid=21),
+                landscape_images=500, slice_points=41, grid=21, direction_pairs=3),
     "full": dict(depth=56, paths_depth=20, width=16, epochs=15, batch_size=128, lr=0.1, momentum=0.9, seed=0,
                  draws=20, bn_images=5000, random_bn=True, path_images=256,
-                 landscape_images=10000, slice_points=101, grid=51),
+                 landscape_images=10000, slice_points=101, grid=51, direction_pairs=2),
 }
 
 
 def settings(profile: Profile | str | None = None) -> dict:
     """The SETTINGS row for ``profile`` (a Profile, a name, or None for ``$COURSE_PROFILE``)."""
-    prof = profile if isinstance(profile, Profile) else get_profile(profile)
-    return dict(prof.pick(SETTINGS))
-
-
-def _profile(profile: Profile | str | None) -> Profile:
-    return profile if isinstance(profile, Profile) else get_profile(profile)
+    return profiles.settings(SETTINGS, profile)
 
 
 def checkpoint_path(kind: str, depth: int, profile: Profile | str | None = None) -> Path:
     """``results/05_{kind}-{depth}_{profile}.pt``: where a trained twin is kept between runs."""
-    return results_dir() / f"05_{kind}-{depth}_{_profile(profile).name}.pt"
+    return results_dir() / f"05_{kind}-{depth}_{as_profile(profile).name}.pt"
 
 
 def trained_net(kind: str, depth: int, data: Data, profile: Profile | str | None = None, device="auto",
@@ -68,8 +68,8 @@ def trained_net(kind: str, depth: int, data: Data, profile: Profile | str | None
     and saves the checkpoint. The training history is attached as ``model.history``.
     """
     if kind not in ("plain", "residual"):
-        raise ValueError(f"kind must be 'plain' or 'residual', got {kind!r}")
-    prof, s = _profile(profile), settings(profile)
+        raise ConfigError(f"kind must be 'plain' or 'residual', got {kind!r}")
+    prof, s = as_profile(profile), settings(profile)
     path = checkpoint_path(kind, depth, prof)
     dev = pick_device(device, verbose=False)
     if path.is_file() and not retrain:
@@ -99,8 +99,8 @@ def trained_pair(data: Data, profile: Profile | str | None = None, device="auto"
 def training_sample(data: Data, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random sample of ``n`` training images and labels (``n x 1 x 28 x 28``, ``n``).
 
-    Never ``train_x[:n]``: a split may be stored sorted by class (the offline sample is),
-    and the first n images would then be a few digits only.
+    Never ``train_x[:n]``: a split stored sorted by class (as some datasets are) would then give
+    a few digits only.
     """
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(data.train_y), generator=g)[:n].to(data.train_y.device)
@@ -116,6 +116,22 @@ def _training_summary(model: nn.Module) -> dict:
                 seconds=sum(r.get("seconds", 0) for r in h.records))
 
 
+def twin_summary(models: dict[str, nn.Module], n_test: int) -> str:
+    """One line per trained twin: epochs, final training loss, final test accuracy with its 95% Wilson
+    interval on ``n_test`` test images. One seed each: a description of these nets, not a comparison."""
+    lines = []
+    for kind, model in models.items():
+        h = getattr(model, "history", None)
+        if not h:
+            lines.append(f"{kind:8s} no training history attached")
+            continue
+        last = h.final
+        low, high = accuracy_interval(last["test_acc"], n_test)
+        lines.append(f"{kind:8s} after {len(h)} epochs: mean training loss in the last epoch {last['train_loss']:.3f}, "
+                     f"test accuracy {last['test_acc']:.1%} (95% interval {low:.1%} to {high:.1%}, {n_test:,} images)")
+    return "\n".join(lines)
+
+
 def run_lesion_study(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None,
                      device="auto") -> dict:
     """Delete one block at a time, then k random blocks (k = 1..n, ``draws`` subsets each), in both nets.
@@ -127,7 +143,7 @@ def run_lesion_study(models: dict[str, nn.Module], data: Data, profile: Profile 
     training}, block_sets, config, seconds, meta}`` (``intact_bn``: no block deleted, statistics
     recomputed on the same images -- the baseline of the ``_bn`` numbers).
     """
-    prof, s = _profile(profile), settings(profile)
+    prof, s = as_profile(profile), settings(profile)
     dev = pick_device(device, verbose=False)
     start = time.perf_counter()
     on_dev = data.to(dev)
@@ -157,7 +173,7 @@ def run_paths(model: nn.Module, data: Data, profile: Profile | str | None = None
 
     Returns :func:`course_lib.lessons.why_residuals_work.lesion.gradient_by_path_length`'s dict plus ``seconds`` and ``meta``.
     """
-    prof, s = _profile(profile), settings(profile)
+    prof, s = as_profile(profile), settings(profile)
     dev = pick_device(device, verbose=False)
     start = time.perf_counter()
     model.to(dev)
@@ -169,29 +185,56 @@ def run_paths(model: nn.Module, data: Data, profile: Profile | str | None = None
     return result
 
 
+def direction_seeds(s: dict) -> list[list[int]]:
+    """The seeds of the landscape's direction pairs for a settings row: [[seed+1, seed+2], [seed+3, seed+4], ...]."""
+    return [[s["seed"] + 2 * i + 1, s["seed"] + 2 * i + 2] for i in range(s["direction_pairs"])]
+
+
 def run_landscape(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None,
                   device="auto", progress: bool = True) -> dict:
-    """1-D and 2-D loss slices around each trained net, along filter-normalised random directions.
+    """1-D and 2-D loss slices around each trained net, along ``direction_pairs`` pairs of filter-normalised
+    random directions.
 
-    Both nets use the same seeds for their directions (their parameter shapes are equal).
-    Losses are mean cross-entropy on ``landscape_images`` training images (a seeded random sample).
-    Returns ``{kind: {slice, surface, summary}, config, seconds, meta}``.
+    Both nets use the same seeds for their directions (their parameter shapes are equal), so pair i is the
+    same raw Gaussian draw for both. Losses are mean cross-entropy on ``landscape_images`` training images (a
+    seeded random sample). Returns ``{kind: {"pairs": [{seeds, slice, surface, summary}, ...]},
+    direction_seeds, config, seconds, meta}``; the 1-D slice runs along the pair's first direction.
     """
-    prof, s = _profile(profile), settings(profile)
+    prof, s = as_profile(profile), settings(profile)
     dev = pick_device(device, verbose=False)
     start = time.perf_counter()
     x, y = (t.to(dev) for t in training_sample(data, s["landscape_images"], s["seed"]))
+    seeds = direction_seeds(s)
     result: dict = {}
     for kind, model in models.items():
         model.to(dev).eval()
-        d1, d2 = random_direction(model, seed=s["seed"] + 1), random_direction(model, seed=s["seed"] + 2)
-        one_d = loss_surface(model, x, y, [d1], np.linspace(-1, 1, s["slice_points"]), progress=progress)
-        two_d = loss_surface(model, x, y, [d1, d2], np.linspace(-1, 1, s["grid"]), progress=progress)
-        result[kind] = dict(slice=one_d, surface=two_d, summary=summarise_surface(two_d))
-    result.update(config=s, seconds=time.perf_counter() - start,
+        pairs = []
+        for seed1, seed2 in seeds:
+            d1, d2 = random_direction(model, seed=seed1), random_direction(model, seed=seed2)
+            one_d = loss_surface(model, x, y, [d1], np.linspace(-1, 1, s["slice_points"]), progress=progress)
+            two_d = loss_surface(model, x, y, [d1, d2], np.linspace(-1, 1, s["grid"]), progress=progress)
+            pairs.append(dict(seeds=[seed1, seed2], slice=one_d, surface=two_d, summary=summarise_surface(two_d)))
+        result[kind] = dict(pairs=pairs)
+    result.update(direction_seeds=seeds, config=s, seconds=time.perf_counter() - start,
                   meta=make_meta(data.info, dev, prof, experiment="loss landscape", depth=s["depth"],
                                  images=len(y)))
     return result
+
+
+def landscape_table(result: dict) -> str:
+    """A text table of :func:`run_landscape`'s result: one row per net and pair of directions, with the loss
+    at the trained weights, the highest loss on the grid, the share of the grid below ln 10, the share less
+    than 1 nat above the centre, and the strict local minima inside the grid (edge points excluded)."""
+    lines = [f"{'net':9s} {'directions':>10s} {'loss at θ':>9s} {'highest':>8s} {'< ln 10':>8s} "
+             f"{'< θ + 1':>8s}  minima inside the grid"]
+    for kind in ("plain", "residual"):
+        for pair in result[kind]["pairs"]:
+            sm = pair["summary"]
+            minima = ", ".join("θ" if a == 0 and b == 0 else f"(a={a:.1f}, b={b:.1f}: {loss:.3g})"
+                               for a, b, loss in sm["interior_minima"]) or "none"
+            lines.append(f"{kind:9s} {'seeds %d,%d' % tuple(pair['seeds']):>10s} {sm['centre_loss']:>9.3f} "
+                         f"{sm['max_loss']:>8.1f} {sm['below_chance']:>8.1%} {sm['within_1']:>8.1%}  {minima}")
+    return "\n".join(lines)
 
 
 def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
@@ -205,7 +248,7 @@ def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
     split = (mean_by_block(result["block_sets"], result["residual"]["random"], kept_block)
              if kept_block is not None else None)
     head = f"{'':3} {'stored BN statistics':^40}" + (f" {'BN recomputed':^19}" if with_bn else "")
-    cols = f"{'k':>3} {'plain':>9} {'residual':>9}" + (f" {f'res., block {kept_block + 1} kept':>20}" if split else "")
+    cols = f"{'k':>3} {'plain':>9} {'residual':>9}" + (f" {f'res., block {kept_block} kept':>20}" if split else "")
     cols += f" {'plain':>9} {'residual':>9}" if with_bn else ""
     lines = [head, cols]
     for k in sorted(rnd["plain"]):
@@ -219,16 +262,23 @@ def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def lesion_summary(result: dict) -> str:
-    """A few lines reading a lesion-study result: intact accuracy, worst and mean single deletion."""
+def lesion_summary(result: dict, close: float = 0.02) -> str:
+    """A few lines reading a lesion-study result, per net: intact accuracy; one block deleted (blocks
+    numbered from 0, as ``model.body[i]``): mean, worst (which block), best, and how many deletions stay
+    within ``close`` of intact; the same with BatchNorm statistics recomputed, when measured."""
     lines = []
     for kind in ("plain", "residual"):
         r = result[kind]
-        single = np.array(r["single"])
-        lines.append(f"{kind:8s} intact {r['intact']:.1%} | one block deleted: mean {single.mean():.1%}, "
-                     f"worst {single.min():.1%} (block {int(single.argmin()) + 1}), best {single.max():.1%}"
-                     + (f" | BN recomputed: intact {r['intact_bn']:.1%}, one deleted mean {np.mean(r['single_bn']):.1%}"
-                        if r.get("single_bn") else ""))
+        lines.append(f"{kind} net")
+        for key, base, label in (("single", "intact", "stored BN statistics"),
+                                 ("single_bn", "intact_bn", "BN recomputed")):
+            if not r.get(key):
+                continue
+            single, intact = np.array(r[key]), r[base]
+            near = int((single >= intact - close).sum())
+            lines.append(f"  {label:20s} intact {intact:.1%} | one block deleted: mean {single.mean():.1%}, "
+                         f"worst {single.min():.1%} (block {int(single.argmin())}), best {single.max():.1%}, "
+                         f"{near} of {len(single)} within {close * 100:.0f} points of intact")
     return "\n".join(lines)
 
 

@@ -29,9 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ...plots import finish_figure, save_figure
-
-COLORS = {"plain": "tab:red", "residual": "tab:blue"}
+from ...plots import COLORS, finish_figure, save_figure
 
 
 def filter_normalize(direction: Sequence[Tensor], weights: Sequence[Tensor], eps: float = 1e-10) -> list[Tensor]:
@@ -126,67 +124,95 @@ def loss_surface(model: nn.Module, x: Tensor, y: Tensor, directions: Sequence[Se
 
 
 def summarise_surface(surface: dict) -> dict:
-    """Numbers that describe a 2-D slice: the loss at the centre, the lowest and highest loss,
-    the share of the grid below chance-level loss ln(10) = 2.30, and the number of grid
-    points that are strict local minima of their 8 neighbours (1 for a single clean basin), and
-    where they are: ``minima`` = ``[[a, b, loss], ...]`` (points on the grid's edge are compared with
-    the neighbours they have)."""
+    """Numbers that describe a 2-D slice (``surface`` from :func:`loss_surface`, loss indexed ``[b][a]``).
+
+    ``centre_loss``, ``min_loss``, ``max_loss``; ``below_chance``: the share of the grid below the
+    chance-level loss ln(10) = 2.30 (an absolute yardstick); ``within_1``: the share whose loss is less
+    than 1 nat above the centre's (a yardstick that does not depend on how low the centre sits);
+    ``interior_minima``: ``[[a, b, loss], ...]``, the grid points *inside* the grid (not on its edge) that
+    are strictly lower than all 8 neighbours -- 1 for a single clean basin. A point on the edge has
+    neighbours on one side only, so it is not counted: a loss that still falls towards the edge is not a minimum.
+    """
     loss = np.array(surface["loss"], dtype=float)
     m = loss.shape[0]
     centre = loss[m // 2, m // 2]
-    padded = np.pad(loss, 1, constant_values=np.inf)
-    neighbours = np.stack([padded[1 + di:1 + di + m, 1 + dj:1 + dj + m]
+    inner = loss[1:-1, 1:-1]
+    neighbours = np.stack([loss[1 + di:m - 1 + di, 1 + dj:m - 1 + dj]
                            for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)])
-    where = np.argwhere(loss < neighbours.min(axis=0))
     coords = np.asarray(surface["coords"], dtype=float)
-    minima = [[float(coords[j]), float(coords[i]), float(loss[i, j])] for i, j in where]  # loss is [b][a]
+    minima = [[float(coords[j + 1]), float(coords[i + 1]), float(inner[i, j])]
+              for i, j in np.argwhere(inner < neighbours.min(axis=0))]
     return dict(centre_loss=float(centre), min_loss=float(loss.min()), max_loss=float(loss.max()),
-                below_chance=float((loss < np.log(10)).mean()), local_minima=len(minima), minima=minima)
+                below_chance=float((loss < np.log(10)).mean()), within_1=float((loss < centre + 1.0).mean()),
+                interior_minima=minima)
 
 
 # --------------------------------------------------------------------------- plots
 
 
-def plot_slices_1d(slices: dict[str, dict], name: str | None = "05_landscape_1d", title: str = ""):
-    """Loss (log scale) along one filter-normalised direction, one line per net.
+def _as_pairs(by_kind: dict) -> dict[str, list[dict]]:
+    """``{kind: surface}`` or ``{kind: [surface per direction pair]}`` -> the list form."""
+    return {kind: v if isinstance(v, (list, tuple)) else [v] for kind, v in by_kind.items()}
 
-    ``slices``: ``{kind: surface}`` with 1-D surfaces from :func:`loss_surface`.
+
+PAIR_STYLES = ("-", "--", ":", "-.")  # one line style per direction pair; colour says which net
+
+
+def plot_slices_1d(slices: dict, name: str | None = "05_landscape_1d", title: str = "",
+                   labels: Sequence[str] | None = None):
+    """Loss (log scale) and accuracy along filter-normalised directions: colour = net, line style = direction.
+
+    ``slices``: ``{kind: surface}`` or ``{kind: [surface, ...]}`` with 1-D surfaces from :func:`loss_surface`,
+    one per random direction; ``labels``: one name per direction (default "direction 1", ...).
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6))
-    for kind, s in slices.items():
-        ax_loss.semilogy(s["coords"], s["loss"], color=COLORS.get(kind), label=f"{kind} net")
-        ax_acc.plot(s["coords"], 100 * np.array(s["acc"]), color=COLORS.get(kind), label=f"{kind} net")
-    ax_loss.set(xlabel="step a along the direction", ylabel="training loss (log scale)", title="1-D slice: loss")
-    ax_acc.set(xlabel="step a along the direction", ylabel="training accuracy (%)", title="1-D slice: accuracy",
+    slices = _as_pairs(slices)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for kind, per_pair in slices.items():
+        for i, s in enumerate(per_pair):
+            label = f"{kind} net, {labels[i] if labels else f'direction {i + 1}'}"
+            style = dict(color=COLORS.get(kind), ls=PAIR_STYLES[i % len(PAIR_STYLES)], label=label)
+            ax_loss.semilogy(s["coords"], s["loss"], **style)
+            ax_acc.plot(s["coords"], 100 * np.array(s["acc"]), **style)
+    ax_loss.axhline(np.log(10), color=COLORS["neutral"], lw=1, ls=":", label="ln 10 (chance-level loss)")
+    ax_loss.set(xlabel="step a along the direction", ylabel="training loss (log scale)", title="1-D slices: loss")
+    ax_acc.set(xlabel="step a along the direction", ylabel="training accuracy (%)", title="1-D slices: accuracy",
                ylim=(0, 100))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return finish_figure(fig, name=name)
+    ax_loss.legend(fontsize=7)
+    return finish_figure(fig, title, name)
 
 
-def plot_contours(surfaces: dict[str, dict], name: str | None = "05_landscape_2d", title: str = "",
-                  levels: int = 20):
-    """Contour plots of 2-D slices side by side, on the same (log-spaced) loss levels.
+def plot_contours(surfaces: dict, name: str | None = "05_landscape_2d", title: str = "", levels: int = 20,
+                  labels: Sequence[str] | None = None):
+    """Contour plots of 2-D slices: one column per net, one row per pair of directions, all on the same
+    log-spaced loss levels, with the ln 10 contour drawn thick (inside it the loss is below chance level).
 
-    ``surfaces``: ``{kind: surface}`` with 2-D surfaces from :func:`loss_surface`.
+    ``surfaces``: ``{kind: surface}`` or ``{kind: [surface per pair]}`` with 2-D surfaces from
+    :func:`loss_surface`; ``labels``: one name per pair (default "directions 1").
     """
+    surfaces = _as_pairs(surfaces)
     kinds = list(surfaces)
-    all_loss = np.concatenate([np.ravel(surfaces[k]["loss"]) for k in kinds])
+    rows = max(len(v) for v in surfaces.values())
+    all_loss = np.concatenate([np.ravel(s["loss"]) for k in kinds for s in surfaces[k]])
     low, high = max(all_loss.min(), 1e-3), all_loss.max()
     lv = np.geomspace(low, high, levels) if high > low * 1.01 else np.linspace(low * 0.99, high * 1.01 + 1e-6, levels)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4.6), squeeze=False)
-    for ax, kind in zip(axes[0], kinds):
-        s = surfaces[kind]
-        c = np.array(s["coords"])
-        cs = ax.contour(c, c, np.array(s["loss"]), levels=lv, cmap="viridis", norm="log", linewidths=1)
-        ax.plot(0, 0, "k+", ms=10)
-        ax.set(xlabel="direction 1 (a)", ylabel="direction 2 (b)", title=f"{kind} net", aspect="equal")
-    fig.colorbar(cs, ax=list(axes[0]), label="training loss (log-spaced levels)", shrink=0.85, format="%.2g")
-    if title:
-        fig.suptitle(title, fontsize=9)
+    fig, axes = plt.subplots(rows, len(kinds), figsize=(4.4 * len(kinds) + 1.2, 3.9 * rows), squeeze=False,
+                             layout="constrained")
+    cs = None
+    for col, kind in enumerate(kinds):
+        for row, s in enumerate(surfaces[kind]):
+            ax, c, loss = axes[row][col], np.array(s["coords"]), np.array(s["loss"])
+            cs = ax.contour(c, c, loss, levels=lv, cmap="viridis", norm="log", linewidths=1)
+            if loss.min() < np.log(10) < loss.max():
+                ax.contour(c, c, loss, levels=[np.log(10)], colors=[COLORS.get(kind, "k")], linewidths=2.5)
+            ax.plot(0, 0, "k+", ms=10)
+            pair = labels[row] if labels else f"directions {row + 1}"
+            ax.set(xlabel="direction 1 (a)", ylabel="direction 2 (b)" if col == 0 else "",
+                   title=f"{kind} net, {pair}", aspect="equal")
+    fig.colorbar(cs, ax=axes.ravel().tolist(), label="training loss (log-spaced levels)", shrink=0.85, format="%.2g")
+    note = "+: the trained weights θ; thick line: loss = ln 10 (chance level)"
+    fig.suptitle(f"{title}\n{note}" if title else note, fontsize=9)
     if name:
         save_figure(fig, name)
     return fig

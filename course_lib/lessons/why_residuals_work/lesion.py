@@ -38,11 +38,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ...plots import save_figure
+from ...plots import COLORS, color_for, finish_figure
 from ...training import evaluate, recompute_bn_stats
 
 CHANCE = 0.10  # ten classes
-COLORS = {"plain": "tab:red", "residual": "tab:blue"}
 
 
 def _body(model: nn.Module) -> nn.Sequential:
@@ -241,10 +240,7 @@ def gradient_by_path_length(model: nn.Module, x: Tensor, y: Tensor, max_blocks: 
 
 
 def _finish(fig, name: str | None):
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def plot_single_deletions(result: dict, name: str | None = "05_single_deletions", title: str = ""):
@@ -257,16 +253,16 @@ def plot_single_deletions(result: dict, name: str | None = "05_single_deletions"
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3.6), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         r = result[kind]
-        blocks = np.arange(1, len(r["single"]) + 1)
+        blocks = np.arange(len(r["single"]))  # numbered from 0, as model.body[i]
         width = 0.4 if r.get("single_bn") else 0.8
         ax.bar(blocks - (width / 2 if r.get("single_bn") else 0), 100 * np.array(r["single"]), width,
                color=COLORS[kind], label="stored BN statistics")
         if r.get("single_bn"):
             ax.bar(blocks + width / 2, 100 * np.array(r["single_bn"]), width, color=COLORS[kind], alpha=0.4,
                    label="BN statistics recomputed")
-        ax.axhline(100 * r["intact"], color="k", lw=1, ls="--", label=f"intact: {r['intact']:.1%}")
-        ax.axhline(100 * CHANCE, color="gray", lw=1, ls=":", label="chance (10%)")
-        ax.set(xlabel="deleted block", ylabel="test accuracy (%)", title=f"{kind} net", ylim=(0, 100), xticks=blocks)
+        ax.axhline(100 * r["intact"], color=COLORS[kind], lw=1, ls="--", label=f"intact: {r['intact']:.1%}")
+        ax.axhline(100 * CHANCE, color=COLORS["neutral"], lw=1, ls=":", label="chance (10%)")
+        ax.set(xlabel="deleted block (model.body[i])", ylabel="test accuracy (%)", title=f"{kind} net", ylim=(0, 100), xticks=blocks)
         ax.legend(fontsize=7, loc="lower left")
     if title:
         fig.suptitle(title, fontsize=9)
@@ -300,8 +296,8 @@ def plot_random_deletions(result: dict, name: str | None = "05_random_deletions"
                 split = mean_by_block(result["block_sets"], result[kind][key], kept_block)
                 kk = [k for k in ks if split[k][1] is not None]
                 ax.plot(kk, [100 * split[k][1] for k in kk], ls="--", marker=".", color=COLORS[kind],
-                        label=f"{kind}: draws that keep block {kept_block + 1}")
-        ax.axhline(100 * CHANCE, color="gray", lw=1, ls=":", label="chance (10%)")
+                        label=f"{kind}: draws that keep block {kept_block}")
+        ax.axhline(100 * CHANCE, color=COLORS["neutral"], lw=1, ls=":", label="chance (10%)")
         ax.set(xlabel="number of blocks deleted at random (k)", ylabel="test accuracy (%)", ylim=(0, 100),
                title=f"deleting k random blocks: {label}")
         ax.grid(alpha=0.3)
@@ -319,12 +315,12 @@ def plot_path_lengths(paths: dict, name: str | None = "05_paths", title: str = "
     """
     k = np.array(paths["lengths"])
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6))
-    a.bar(k, paths["paths"], color="tab:gray")
+    a.bar(k, paths["paths"], color=COLORS["neutral"])
     a.set(xlabel="path length k", ylabel="number of paths", title=f"(a) C({paths['n']}, k) paths of length k")
-    b.semilogy(k, paths["per_path"], marker="o", color="tab:blue")
+    b.semilogy(k, paths["per_path"], marker="o", color=COLORS["residual"])
     b.set(xlabel="path length k", ylabel="mean gradient norm", title="(b) gradient along one path")
-    c.bar(k, 100 * np.array(paths["share"]), color="tab:blue", label="share of gradient")
-    c.plot(k, 100 * np.array(paths["path_share"]), "o--", color="tab:gray", label="share of paths")
+    c.bar(k, 100 * np.array(paths["share"]), color=COLORS["residual"], label="share of gradient")
+    c.plot(k, 100 * np.array(paths["path_share"]), "o--", color=COLORS["neutral"], label="share of paths")
     c.legend(fontsize=8)
     c.set(xlabel="path length k", ylabel="share of total gradient (%)", title="(c) all paths of length k")
     for ax in (a, b, c):
@@ -351,14 +347,14 @@ def plot_lesion_choice(table: dict[str, dict[str, float]], blocks: Sequence[int]
     fig, ax = plt.subplots(figsize=(6, 3.4))
     kinds = list(table)
     pos = np.arange(len(kinds))
-    ax.bar(pos - 0.2, [100 * table[k]["intact"] for k in kinds], 0.4, color="lightgray", label="intact")
+    ax.bar(pos - 0.2, [100 * table[k]["intact"] for k in kinds], 0.4, color=COLORS["neutral"], alpha=0.5, label="intact")
     bars = ax.bar(pos + 0.2, [100 * table[k]["lesioned"] for k in kinds], 0.4,
-                  color=[COLORS.get(k, "tab:green") for k in kinds], label="blocks deleted")
+                  color=[color_for(k) for k in kinds], label="blocks deleted")
     for bar, k in zip(bars, kinds):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1, f"{table[k]['lesioned']:.1%}",
                 ha="center", fontsize=8)
-    ax.axhline(100 * CHANCE, color="gray", lw=1, ls=":", label="chance")
-    deleted = ", ".join(str(b + 1) for b in sorted(blocks)) or "none"
+    ax.axhline(100 * CHANCE, color=COLORS["neutral"], lw=1, ls=":", label="chance")
+    deleted = ", ".join(str(b) for b in sorted(blocks)) or "none"
     ax.set(xticks=pos, xticklabels=[f"{k} net" for k in kinds], ylabel="test accuracy (%)", ylim=(0, 105),
            title=f"deleted blocks: {deleted}")
     ax.legend(fontsize=7, loc="upper right")
@@ -382,13 +378,13 @@ def lesion_explorer(models: dict[str, nn.Module], x: Tensor, y: Tensor, bn_image
         raise ConfigError(f"the nets have different numbers of blocks {sorted(counts)}; build both at the same depth")
     n = counts.pop()
     intact = {kind: lesion_accuracy(m, x, y) for kind, m in models.items()}
-    buttons = [W.ToggleButton(value=False, description=f"block {i + 1}", tooltip="delete this block",
+    buttons = [W.ToggleButton(value=False, description=f"block {i}", tooltip=f"delete model.body[{i}]",
                               layout=W.Layout(width="86px")) for i in range(n)]
     recompute = W.Checkbox(value=False, description="recompute BatchNorm statistics after deleting",
                            disabled=bn_images is None, indent=False, layout=W.Layout(width="auto"))
     bars = {kind: W.FloatProgress(value=100 * a, min=0, max=100, description=f"{kind} net",
-                                  bar_style="info" if kind == "residual" else "danger",
-                                  style={"description_width": "90px"}, layout=W.Layout(width="460px"))
+                                  style={"description_width": "90px", "bar_color": color_for(kind)},
+                                  layout=W.Layout(width="460px"))
             for kind, a in intact.items()}
     labels = {kind: W.HTML() for kind in models}
     status = W.HTML()
@@ -401,7 +397,7 @@ def lesion_explorer(models: dict[str, nn.Module], x: Tensor, y: Tensor, bn_image
             acc = lesion_accuracy(model, x, y, blocks, bn_images if recompute.value else None)
             bars[kind].value = 100 * acc
             labels[kind].value = f"<b>{acc:.1%}</b> &nbsp;(intact {intact[kind]:.1%})"
-        deleted = ", ".join(str(i + 1) for i in blocks) or "none"
+        deleted = ", ".join(str(i) for i in blocks) or "none"
         status.value = f"deleted: {deleted} &nbsp;|&nbsp; chance level is 10% &nbsp;|&nbsp; {len(y):,} test images"
 
     for w in buttons + [recompute]:

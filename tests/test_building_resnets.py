@@ -1,4 +1,4 @@
-"""course_lib.lessons.building_resnets: summaries, the grown blocks, parity helpers, 28x28 variants, diagrams."""
+"""course_lib.lessons.building_resnets: summaries, the grown blocks, parity helpers, 28x28 variants."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,8 @@ from course_lib.lessons import building_resnets as A
 from course_lib.counting import count_macs, layer_table
 from course_lib.data import Data, DataInfo
 from course_lib.errors import ConfigError
-from course_lib.models import BlogPlain, BlogResNet, build_model, count_params, digit_resnet, resnet18
+from course_lib.models import (BasicBlock, BlogPlain, BlogResNet, build_model, count_params, digit_resnet,
+                               needs_projection, resnet18, shortcut)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -90,6 +91,19 @@ def test_projection_only_where_the_shape_changes():
     assert extra == 8 * 16 + 2 * 16  # one 1x1 conv without bias, one BatchNorm
     assert wider(torch.randn(2, 8, 6, 6)).shape == (2, 16, 6, 6)
     assert strided(torch.randn(2, 8, 6, 6)).shape == (2, 8, 3, 3)
+
+
+@pytest.mark.parametrize("c_in, c_out, stride", [(8, 8, 1), (8, 16, 1), (8, 8, 2), (8, 16, 2)])
+def test_projection_block_is_the_reference_basic_block_with_the_courses_shortcut(c_in, c_out, stride):
+    torch.manual_seed(0)
+    reference = BasicBlock(c_in, c_out, stride, shortcut(c_in, c_out, stride))
+    grown = A.ProjectionBlock(c_in, c_out, stride)
+    assert (grown.downsample is not None) == needs_projection(c_in, c_out, stride)
+    with torch.no_grad():  # non-trivial BatchNorm so that equal outputs mean something
+        for bn in (m for m in reference.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.uniform_(0.5, 1.5)
+    parity = A.compare_outputs(reference, grown, torch.randn(2, c_in, 8, 8))
+    assert parity.tensors_copied == len(reference.state_dict()) and parity.identical
 
 
 def test_make_stage_projects_only_in_its_first_block():
@@ -224,22 +238,24 @@ def test_train_digit_models_trains_both_on_the_same_data():
     assert "1/8 width" in text
 
 
-# --------------------------------------------------------------------------- diagrams
-
-
-def test_diagrams_are_saved_as_png(tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
-
-    monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
-    fig = A.draw_residual_blocks()
-    assert len(fig.axes) == 3
-    fig2 = A.draw_blog_resnet()
-    assert "221,810" in fig2.axes[0].get_title()
-    for name in ("03_residual_block.png", "03_blog_resnet.png"):
-        data = (tmp_path / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    plt.close("all")
-
-
 def test_layer_rows_of_the_plain_twin_equal_the_resnets():
     assert layer_table(BlogResNet()) == layer_table(BlogPlain())
+
+
+def test_parity_sentence_says_what_a_difference_means():
+    torch.manual_seed(0)
+    resnet, plain = BlogResNet(), BlogPlain()
+    twins = A.compare_outputs(resnet, plain, torch.rand(4, 1, 28, 28))
+    assert not twins.allclose  # the skips change the function the same weights compute
+    assert twins.outputs_sentence(expect_equal=False).startswith("with the same weights, the two compute different")
+    assert twins.outputs_sentence(expect_equal=False).endswith(": as expected")
+    same = A.compare_outputs(resnet, BlogResNet(), torch.rand(4, 1, 28, 28))
+    assert same.outputs_sentence(expect_equal=True) == \
+        "with the same weights, the two compute the same outputs (identical): as expected"
+    assert same.outputs_sentence(expect_equal=False).endswith("NOT as expected")
+
+
+def test_format_runs_shows_no_wall_clock_times():
+    runs = A.train_digit_models(_tiny_digits(), dict(width_divisor=8, train=48, test=16, epochs=1), device="cpu")
+    header = A.format_runs(runs).splitlines()[1]
+    assert "seconds" not in header and "test accuracy" in header

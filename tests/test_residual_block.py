@@ -4,9 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.lessons import residual_block as bm
 from course_lib.counting import count_macs
-from course_lib.models import BasicBlock, Bottleneck, ConvPair, ResBlock, count_params, resnet18
+from course_lib.errors import ConfigError
+from course_lib.lessons import residual_block as bm
+from course_lib.models import BasicBlock, Bottleneck, ConvPair, ResBlock, count_params, needs_projection, resnet18
+from course_lib.plots import COLORS
 
 
 @pytest.fixture
@@ -18,19 +20,42 @@ def x():
 # --------------------------------------------------------------------------- the blog's blocks
 
 
-def test_blog_first_block_forward_raises_attribute_error(x):
-    block = bm.BlogFirstBlock(16, 16)
-    assert hasattr(block, "main_path") and not hasattr(block, "conv1")
+def test_blog_first_block_has_exactly_the_two_defects(x):
+    block = bm.BlogFirstBlock(16, 16, stride=2)
+    assert hasattr(block, "main_path") and not hasattr(block, "conv1") and not hasattr(block, "conv2")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in block.modules())  # as in the blog: no BatchNorm
+    assert all(m.stride == (1, 1) for m in block.modules() if isinstance(m, nn.Conv2d))  # stride never used
     with pytest.raises(AttributeError, match="conv1"):
         block(x)
     assert bm.try_forward(block, x) == "AttributeError: 'BlogFirstBlock' object has no attribute 'conv1'"
+    source = bm.source_of(bm.BlogFirstBlock)
+    assert "residual" not in source and "F.relu(x + out)" in source and "stride" in source
+
+
+def test_blog_block_with_names_fixed_ignores_the_stride_silently(x):
+    block = bm.BlogFirstBlockNamesFixed(16, 16, stride=2)
+    with torch.no_grad():
+        assert torch.equal(block(x), torch.relu(x + block.main_path(x)))  # relu(x + conv2(relu(conv1(x))))
+    assert bm.try_forward(bm.BlogFirstBlockNamesFixed(16, 16), x) == "ok: (2, 16, 12, 12) -> (2, 16, 12, 12)"
+    wrong = bm.try_forward(block, x, expect=bm.expected_shape(x, 16, 2))
+    assert wrong == "no error, but WRONG SHAPE: (2, 16, 12, 12) -> (2, 16, 12, 12), expected (2, 16, 6, 6)"
+    with pytest.raises(RuntimeError, match="must match the size.*dimension 1"):
+        bm.BlogFirstBlockNamesFixed(16, 32)(x)  # more channels: x + out cannot be added
 
 
 @pytest.mark.parametrize("c_out, stride, dim", [(16, 2, "dimension 3"), (32, 1, "dimension 1"), (32, 2, "dimension")])
-def test_blog_block_with_names_fixed_fails_when_the_shape_changes(x, c_out, stride, dim):
-    assert bm.try_forward(bm.BlogFirstBlockNamesFixed(16, 16), x) == "ok: (2, 16, 12, 12) -> (2, 16, 12, 12)"
+def test_using_the_stride_without_a_projection_fails_when_the_shape_changes(x, c_out, stride, dim):
+    assert bm.try_forward(bm.BlogFirstBlockStrideUsed(16, 16), x) == "ok: (2, 16, 12, 12) -> (2, 16, 12, 12)"
     with pytest.raises(RuntimeError, match=f"must match the size.*{dim}"):
-        bm.BlogFirstBlockNamesFixed(16, c_out, stride)(x)
+        bm.BlogFirstBlockStrideUsed(16, c_out, stride)(x)
+
+
+def test_block_kinds_shows_that_block_and_shortcut_are_separate_choices():
+    from course_lib.models import resnet50
+    table = bm.block_kinds({"ResNet-18": resnet18(), "ResNet-50": resnet50()})
+    rows = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in table.splitlines()[2:]}
+    assert rows["ResNet-18"] == [5, 3, 0, 0]  # basic + identity, basic + projection, bottleneck + ...
+    assert rows["ResNet-50"] == [0, 0, 12, 4]  # every stage of ResNet-50 opens with a projection (64 -> 256 too)
 
 
 @pytest.mark.parametrize("c_out, stride", [(16, 1), (16, 2), (32, 1), (32, 2)])
@@ -44,7 +69,8 @@ def test_fixed_block_is_the_reference_basic_block(x, c_out, stride):
     reference = bm.as_basic_block(block)
     assert isinstance(reference, BasicBlock)
     assert count_params(block) == count_params(reference)
-    assert (reference.downsample is None) == (stride == 1 and c_out == 16)
+    assert (reference.downsample is None) == (block.shortcut is None) == (stride == 1 and c_out == 16)
+    assert (block.shortcut is not None) == needs_projection(16, c_out, stride)  # the course's one rule
     for mode in ("train", "eval"):
         block.train(mode == "train"), reference.train(mode == "train")
         out = block(x)
@@ -134,6 +160,8 @@ def test_gradient_vs_depth_plain_vanishes_residual_does_not(tmp_path, monkeypatc
     monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
     fig = bm.plot_gradient_vs_depth([no_bn, with_bn], name="02_test_gradient")
     assert (tmp_path / "02_test_gradient.png").stat().st_size > 1000
+    colours = {line.get_label().split(":")[0]: line.get_color() for line in fig.axes[0].get_lines()}
+    assert colours == {"plain": COLORS["plain"], "residual": COLORS["residual"]}  # the course's colour table
     plt.close(fig)
 
 
@@ -161,7 +189,7 @@ def test_zero_pad_shortcut_option_a(x):
     assert count_params(shortcut) == 0
     odd = shortcut(torch.randn(1, 16, 7, 7))  # ceil(7/2) = 4, as a stride-2 conv gives
     assert odd.shape == (1, 32, 4, 4) == bm.projection_shortcut(16, 32, 2)(torch.randn(1, 16, 7, 7)).shape
-    with pytest.raises(ValueError, match="projection"):
+    with pytest.raises(ConfigError, match="projection"):
         bm.ZeroPadShortcut(32, 16)
 
 
@@ -174,6 +202,15 @@ def test_projection_shortcut_option_b_cost():
 
 
 # --------------------------------------------------------------------------- costs
+
+
+@pytest.mark.parametrize("kind, c_in, c_out, stride", [
+    ("basic", 16, 16, 1), ("basic", 16, 32, 2), ("basic", 16, 16, 2), ("bottleneck", 64, 256, 1),
+    ("bottleneck", 256, 256, 1), ("bottleneck", 256, 512, 2)])
+def test_build_block_takes_its_shortcut_from_the_rule(kind, c_in, c_out, stride):
+    block = bm.build_block(kind, c_in, c_out, stride)
+    assert (block.downsample is not None) == needs_projection(c_in, c_out, stride)
+    assert block(torch.randn(1, c_in, 8, 8)).shape == (1, c_out, 8 // stride, 8 // stride)
 
 
 @pytest.mark.parametrize("kind, c_in, c_out, stride, size", [
@@ -200,3 +237,48 @@ def test_cost_formula_known_values():
 def test_shortcut_macs_handles_parameter_free_shortcuts():
     assert bm.shortcut_macs(bm.ZeroPadShortcut(16, 32, 2), (16, 8, 8)) == 0
     assert bm.shortcut_macs(bm.projection_shortcut(16, 32, 2), (16, 8, 8)) == 16 * 32 * 4 * 4
+
+
+# --------------------------------------------------------------------------- pre-activation
+
+
+@pytest.mark.parametrize("c_out, stride", [(16, 1), (16, 2), (32, 1), (32, 2)])
+def test_preact_block_shapes_parameters_and_zero_init(c_out, stride):
+    torch.manual_seed(0)
+    z = torch.randn(2, 16, 8, 8)  # negative entries: a pre-activation block applies nothing after the sum
+    block = bm.PreActBlock(16, c_out, stride)
+    assert block(z).shape == (2, c_out, 8 // stride, 8 // stride)
+    projection = 16 * c_out if needs_projection(16, c_out, stride) else 0
+    assert count_params(block) == 2 * 16 + 9 * 16 * c_out + 2 * c_out + 9 * c_out * c_out + projection
+    assert (block.shortcut is None) == (not needs_projection(16, c_out, stride))
+    if c_out == 16 and stride == 1:
+        zeroed = bm.PreActBlock(16, 16, zero_init=True)
+        for mode in (True, False):
+            assert torch.equal(zeroed.train(mode)(z), z)
+        assert not torch.allclose(block(z), z)
+        with torch.no_grad():
+            assert torch.allclose(block(z), z + block.f(z))
+
+
+def test_preact_net_and_the_original_vs_preact_sweep(tmp_path, monkeypatch):
+    net = bm.preact_net(10, width=8)
+    assert len(net.body) == 4 and net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    with pytest.raises(ConfigError, match="BatchNorm"):
+        bm.preact_net(10, batch_norm=False)
+    with pytest.raises(ConfigError, match="even"):
+        bm.preact_net(9)
+    torch.manual_seed(0)
+    digits, labels = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    sweep = bm.gradient_vs_depth(digits, labels, blocks=(1, 16), seeds=(0,), nets=bm.ORIGINAL_VS_PREACT, through=True)
+    assert sweep["kinds"] == ["residual", "preact"] and sweep["through"]
+    g_in, g_out = bm.gradient_through_body(bm.preact_net(6).double(), digits.double(), labels)
+    assert g_in > 0 and g_out > 0
+    # through 16 blocks, the original block scales the gradient up more than the pre-activation block does
+    assert sweep["residual"][1][0] > sweep["preact"][1][0] > 1
+    monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
+    fig = bm.plot_gradient_vs_depth([sweep], name="02_test_preact")
+    colours = {line.get_label().split(":")[0]: line.get_color() for line in fig.axes[0].get_lines()
+               if ":" in line.get_label()}
+    assert colours == {"residual": COLORS["residual"], "preact": COLORS["preact"]}
+    assert "through the blocks" in fig.axes[0].get_title()
+    plt.close(fig)

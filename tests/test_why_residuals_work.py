@@ -12,7 +12,6 @@ from torch import nn
 from course_lib import ConfigError, plain_net, residual_net, seed_everything
 from course_lib.lessons.why_residuals_work import experiments as why
 from course_lib.data import Data, DataInfo
-from course_lib.exercises import nb05
 from course_lib.lessons.why_residuals_work.landscape import (filter_normalize, loss_at, loss_surface, plot_contours, plot_slices_1d,
                                   random_direction, summarise_surface)
 from course_lib.lessons.why_residuals_work.lesion import (blocks_deleted, gradient_by_path_length, lesion_accuracy, lesion_explorer,
@@ -181,17 +180,21 @@ def test_loss_surface_centre_is_the_model_and_1d_is_the_middle_row(tiny_data):
     assert one["loss"][0] != pytest.approx(one["loss"][2], rel=1e-3)  # the direction does move the weights
 
 
-def test_summarise_surface_counts_basins():
+def test_summarise_surface_counts_interior_basins_and_ignores_the_edge():
     c = np.linspace(-1, 1, 11)
     a, b = np.meshgrid(c, c)
     bowl = {"coords": list(c), "loss": (a ** 2 + b ** 2 + 0.1).tolist()}
     s = summarise_surface(bowl)
-    assert s["local_minima"] == 1 and s["centre_loss"] == pytest.approx(0.1) and s["below_chance"] == 1.0
+    assert s["interior_minima"] == [[0.0, 0.0, pytest.approx(0.1)]]
+    assert s["centre_loss"] == pytest.approx(0.1) and s["below_chance"] == 1.0
+    assert s["within_1"] == pytest.approx(np.mean(a ** 2 + b ** 2 < 1.0))
     wells = {"coords": list(c), "loss": ((a ** 2 - 0.36) ** 2 + b ** 2).tolist()}
     two = summarise_surface(wells)
-    assert two["local_minima"] == 2
-    assert sorted(round(a, 1) for a, b, _ in two["minima"]) == [-0.6, 0.6]  # the two wells, a = +-0.6
-    assert all(b == pytest.approx(0.0) for _, b, _ in two["minima"])
+    assert sorted(round(a, 1) for a, b, _ in two["interior_minima"]) == [-0.6, 0.6]  # the two wells, a = +-0.6
+    assert all(b == pytest.approx(0.0) for _, b, _ in two["interior_minima"])
+    # a loss that keeps falling towards the grid's edge has no minimum there: the edge is not a basin
+    slope = {"coords": list(c), "loss": (a ** 2 + b ** 2 + 1 - 3 * np.clip(a - 0.8, 0, None)).tolist()}
+    assert len(summarise_surface(slope)["interior_minima"]) == 1
 
 
 # --------------------------------------------------------------------------- runs, saving, plots, widget
@@ -220,6 +223,7 @@ def test_trained_pair_trains_once_then_loads_checkpoints(tiny_data, tiny_setting
     assert net.depth == 6 and why.checkpoint_path("residual", 6, "smoke").is_file()
 
 
+@pytest.mark.slow
 def test_experiments_return_json_results_and_plots_save_pngs(tiny_data, tiny_settings):
     models = {kind: _net(kind, depth=8) for kind in ("plain", "residual")}
     lesion = why.run_lesion_study(models, tiny_data, "smoke", device="cpu")
@@ -228,13 +232,20 @@ def test_experiments_return_json_results_and_plots_save_pngs(tiny_data, tiny_set
     assert lesion["meta"]["profile"] == "smoke" and "intact" in why.lesion_summary(lesion)
     paths = why.run_paths(models["residual"], tiny_data, "smoke", device="cpu")
     land = why.run_landscape(models, tiny_data, "smoke", device="cpu", progress=False)
-    assert np.array(land["plain"]["surface"]["loss"]).shape == (3, 3)
+    assert land["direction_seeds"] == [[1, 2], [3, 4]]
+    for kind in models:
+        pairs = land[kind]["pairs"]
+        assert [p["seeds"] for p in pairs] == [[1, 2], [3, 4]]
+        assert all(np.array(p["surface"]["loss"]).shape == (3, 3) for p in pairs)
+        assert pairs[0]["surface"]["loss"] != pairs[1]["surface"]["loss"]  # another draw, another picture
+    table = why.landscape_table(land)
+    assert len(table.splitlines()) == 1 + 2 * 2 and "seeds 3,4" in table
     for result in (lesion, paths, land):
         json.loads(json.dumps(result))  # saveable by load_or_train
     reloaded = json.loads(json.dumps(lesion))  # integer keys become strings; the plots accept both
     figs = [plot_single_deletions(reloaded), plot_random_deletions(reloaded), plot_path_lengths(paths),
-            plot_slices_1d({k: land[k]["slice"] for k in models}),
-            plot_contours({k: land[k]["surface"] for k in models}),
+            plot_slices_1d({k: [p["slice"] for p in land[k]["pairs"]] for k in models}),
+            plot_contours({k: [p["surface"] for p in land[k]["pairs"]] for k in models}),
             plot_lesion_choice(lesion_table(models, tiny_data.test_x, tiny_data.test_y, [1]), [1])]
     names = {p.name for p in (tiny_settings / "figures").iterdir()}
     assert names == {"05_single_deletions.png", "05_random_deletions.png", "05_paths.png", "05_landscape_1d.png",
@@ -244,12 +255,26 @@ def test_experiments_return_json_results_and_plots_save_pngs(tiny_data, tiny_set
         plt.close(f)
 
 
+def test_lesion_summary_and_table_number_blocks_from_zero_like_model_body():
+    result = {kind: dict(intact=0.9, intact_bn=0.9, single=[0.5, 0.89, 0.7], single_bn=[0.89, 0.9, 0.6],
+                         random={1: [0.5, 0.89, 0.7], 2: [0.3], 3: [0.1]})
+              for kind in ("plain", "residual")}
+    result["block_sets"] = {1: [[0], [1], [2]], 2: [[0, 2]], 3: [[0, 1, 2]]}
+    text = why.lesion_summary(result)
+    assert "worst 50.0% (block 0)" in text and "worst 60.0% (block 2)" in text  # stored, then recomputed
+    assert "1 of 3 within 2 points of intact" in text and "2 of 3 within 2 points" in text
+    table = why.random_deletion_table(result, kept_block=0)
+    assert "block 0 kept" in table and "block 1 kept" not in table
+    assert "(always deleted)" in table  # k = 2 and 3: every draw deletes block 0
+
+
 def test_explorer_updates_both_nets_live(tiny_data):
     models = {kind: _net(kind, depth=8) for kind in ("plain", "residual")}
     x, y = tiny_data.test_x, tiny_data.test_y
     panel = lesion_explorer(models, x, y, bn_images=tiny_data.train_x)
     assert len(panel.buttons) == 3
-    panel.buttons[1].value = True  # the student clicks "block 2"
+    assert [b.description for b in panel.buttons] == ["block 0", "block 1", "block 2"]  # as model.body[i]
+    panel.buttons[1].value = True  # the student clicks "block 1", model.body[1]
     for kind, model in models.items():
         want = lesion_accuracy(model, x, y, [1])
         assert panel.bars[kind].value == pytest.approx(100 * want)
@@ -269,37 +294,8 @@ def test_settings_cover_every_profile():
     assert [why.settings(name)["grid"] for name in ("smoke", "cpu", "full")] == [5, 21, 51]
 
 
-# --------------------------------------------------------------------------- exercise checks
-
-
-def test_exercise_checks_pass_solutions_and_explain_mistakes():
-    assert nb05.check_path_counts(nb05.solution_path_counts).passed
-    assert nb05.check_filter_normalize(nb05.solution_filter_normalize).passed
-
-    def stub(*args):
-        raise NotImplementedError
-
-    report = nb05.check_filter_normalize(stub)
-    assert not report.passed and "not implemented yet" in str(report)
-    assert "not implemented yet" in str(nb05.check_path_counts(stub))
-
-    wrong = nb05.check_path_counts(lambda n: [1] * (n + 1))
-    assert not wrong.passed and "expected [1, 3, 3, 1]" in str(wrong)
-
-    def unnormalised(direction, weights):  # forgets the rescaling and the 1-D zeros
-        return [d.clone() for d in direction]
-
-    bad = nb05.check_filter_normalize(unnormalised)
-    assert not bad.passed and "filter norms differ" in str(bad) and "1-D parameters" in str(bad)
-
-    def crashes(direction, weights):
-        return [d / w.norm(dim=5) for d, w in zip(direction, weights)]
-
-    assert "IndexError" in str(nb05.check_filter_normalize(crashes))
-
-
 def test_training_sample_is_random_even_when_the_split_is_sorted_by_class():
-    y = torch.arange(10).repeat_interleave(50)  # sorted by class, like the offline sample
+    y = torch.arange(10).repeat_interleave(50)  # a split stored sorted by class
     data = Data(torch.rand(500, 1, 28, 28), y, torch.rand(10, 1, 28, 28), torch.arange(10),
                 DataInfo("synthetic", "test fixture", 500, 10, False))
     x1, y1 = why.training_sample(data, 100, seed=0)

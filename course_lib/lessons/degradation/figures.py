@@ -1,0 +1,106 @@
+"""The sweep's figures: training loss per SGD step for every depth, and final training loss against depth.
+
+Plain nets are blue and residual nets vermillion (``course_lib.plots.COLORS``); a darker line is a deeper net.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from ...plots import COLORS, finish_figure
+from .sweep import budget_steps, summarize
+
+
+def _smooth(curve: np.ndarray, window: int) -> np.ndarray:
+    window = max(1, min(window, len(curve)))
+    return np.convolve(curve, np.ones(window) / window, mode="valid")
+
+
+def _plain_log_labels(ax) -> None:
+    """Label a log y-axis at 1, 2 and 5 times the powers of ten, as plain numbers (0.05, not 5 x 10^-2)."""
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _finished(result: dict, kind: str, steps: int) -> list[dict]:
+    """The runs of ``kind`` at the budget of ``steps`` that did not diverge."""
+    return [r for r in result["runs"]
+            if (r["kind"], r["steps"]) == (kind, steps) and r["final_train_loss"] is not None]
+
+
+def _label(result: dict) -> str:
+    c, m = result["config"], result.get("meta", {})
+    seeds = len({r["seed"] for r in result["runs"]})
+    data = "MNIST sample" if result["dataset"] == "sample" else result["dataset"]
+    n_train = f"{m['n_train']:,}" if m.get("n_train") else "?"
+    return (f"{data} ({n_train} training digits), SGD lr {c['lr']} ({c['lr_schedule']}), "
+            f"batch {c['batch_size']}, width {c['width']}, {seeds} seed(s); {m.get('device_name')}, "
+            f"{result['profile']} profile, {m.get('date')}")
+
+
+def plot_sweep_curves(result: dict, name: str | None = "01_curves", title: str = ""):
+    """Training loss per SGD step at the largest budget (moving average of the mean over seeds, band = min-max
+    over seeds): plain | residual, one line per depth; dotted lines mark where the smaller budgets end."""
+    budgets = budget_steps(result)
+    depths = sorted({r["depth"] for r in result["runs"]})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    for ax, kind in zip(axes, ("plain", "residual")):
+        for i, depth in enumerate(depths):
+            curves = [r["curve"] for r in _finished(result, kind, budgets[-1]) if r["depth"] == depth]
+            if not curves:
+                continue
+            steps = min(len(c) for c in curves)
+            window = max(1, budgets[0] // 8)
+            smooth = np.array([_smooth(np.asarray(c[:steps]), window) for c in curves])
+            x = np.arange(window, steps + 1)
+            shade = 0.35 + 0.65 * i / max(len(depths) - 1, 1)
+            ax.plot(x, smooth.mean(0), color=COLORS[kind], alpha=shade, lw=1.8, label=f"{kind}-{depth}")
+            ax.fill_between(x, smooth.min(0), smooth.max(0), color=COLORS[kind], alpha=0.12 * shade, lw=0)
+        for steps in budgets[:-1]:
+            ax.axvline(steps, color=COLORS["neutral"], ls=":", lw=1)
+            ax.text(steps, 0.98, f" end of the {steps}-step budget", transform=ax.get_xaxis_transform(),
+                    fontsize=7, va="top", color="dimgray")
+        ax.axhline(np.log(10), color=COLORS["neutral"], lw=0.8)  # ln 10: guessing among ten digits
+        ax.set(yscale="log", xlabel="SGD step", title=f"{kind} nets")
+        _plain_log_labels(ax)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="lower left")
+    axes[0].set_ylabel(f"training loss (moving average over {max(1, budgets[0] // 8)} steps)")
+    fig.suptitle(title or "Training loss per step; grey line: ln 10, the loss of guessing\n" + _label(result),
+                 fontsize=9)
+    return finish_figure(fig, name=name)
+
+
+def plot_sweep_depth(result: dict, name: str | None = "01_depth", title: str = ""):
+    """Final training loss against depth at every budget (dots: seeds, line: mean; the longest budget solid,
+    shorter ones dashed, then dotted), plain vs residual, and test accuracy at the largest budget."""
+    budgets = budget_steps(result)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for kind, marker in (("plain", "o"), ("residual", "s")):
+        styles = (["-", "--"] + [":"] * len(budgets))[:len(budgets)][::-1]  # the longest budget solid
+        for steps, style in zip(budgets, styles):
+            last = steps == budgets[-1]
+            rows = summarize(result, steps)
+            mine = [r for r in rows if r["kind"] == kind]
+            runs = _finished(result, kind, steps)
+            ax_loss.scatter([r["depth"] for r in runs], [r["final_train_loss"] for r in runs], color=COLORS[kind],
+                            marker=marker, alpha=0.45 if last else 0.2, s=18)
+            ax_loss.plot([r["depth"] for r in mine], [r["loss_mean"] for r in mine], color=COLORS[kind],
+                         ls=style, alpha=1 if last else 0.6, label=f"{kind}, {steps} steps")
+            if last:
+                ax_acc.scatter([r["depth"] for r in runs], [100 * r["test_acc"] for r in runs], color=COLORS[kind],
+                               marker=marker, alpha=0.45, s=18)
+                ax_acc.plot([r["depth"] for r in mine], [100 * r["acc_mean"] for r in mine], color=COLORS[kind],
+                            label=f"{kind}, {steps} steps")
+    ax_loss.set(xlabel="depth (layers)", ylabel="final training loss", yscale="log",
+                title="final training loss (lower is better)")
+    ax_acc.set(xlabel="depth (layers)", ylabel="test accuracy (%)", title="test accuracy (higher is better)")
+    _plain_log_labels(ax_loss)
+    for ax in (ax_loss, ax_acc):
+        ax.set_xticks(sorted({r["depth"] for r in result["runs"]}))
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle(title or _label(result), fontsize=9)
+    return finish_figure(fig, name=name)

@@ -1,0 +1,112 @@
+"""The identity argument: can a stack of extra layers learn to copy its input?
+
+A deeper plain net could be at least as good as a shallower one if its extra layers computed the identity.
+:func:`identity_experiment` trains stacks of conv + ReLU layers, plain and residual, to do exactly that.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ...data import load_data
+from ...errors import ConfigError
+from ...models import ConvPair, DepthNet
+from ...plots import COLORS, finish_figure
+from ...training import seed_everything
+from .protocol import PROTOCOL
+
+IDENTITY_KINDS = ("plain", "residual", "residual, f=0")
+
+
+def identity_features(n: int, width: int = PROTOCOL["width"], seed: int = 0) -> Tensor:
+    """What extra layers of a DepthNet receive: the stem's output on ``n`` real digits, N x width x 7 x 7 (>= 0)."""
+    images = load_data("sample", verbose=False).train_x[:n]
+    seed_everything(seed)
+    stem = DepthNet(2, width).stem.train()
+    with torch.no_grad():
+        return stem(images)
+
+
+def identity_stack(kind: str, layers: int, width: int = PROTOCOL["width"]) -> nn.Sequential:
+    """``layers`` 3x3 conv+ReLU layers (with bias, no BatchNorm), in pairs.
+
+    ``kind``: ``plain`` (no skips), ``residual`` (an identity skip around every pair,
+    default init) or ``residual, f=0`` (the same, with each pair's second conv
+    zero-initialised, so f(x) = 0 and the stack starts as the identity on inputs >= 0).
+    """
+    if kind not in IDENTITY_KINDS:
+        raise ConfigError(f"unknown stack kind {kind!r}; valid: {', '.join(IDENTITY_KINDS)}")
+    pairs = [ConvPair(width, batch_norm=False, residual=kind != "plain") for _ in range(layers // 2)]
+    if kind == "residual, f=0":
+        for pair in pairs:
+            nn.init.zeros_(pair.conv2.weight)
+            nn.init.zeros_(pair.conv2.bias)
+    return nn.Sequential(*pairs)
+
+
+def identity_experiment(layers=(2, 8, 16), steps: int = 100, n: int = 32, lr: float = 1e-3,
+                        seed: int = 0, target_error: float = 0.01) -> dict:
+    """Train stacks of extra layers to output their input; record the relative error per step.
+
+    Each stack (see :func:`identity_stack`) is trained with Adam (a strong optimiser, to be
+    fair to the plain stack) on ``||stack(x) - x||^2 / ||x||^2`` for real stem features x
+    (N x 16 x 7 x 7). Returns ``{"layers", "steps", "target_error", "runs": [{kind, layers,
+    errors (one per step, before each update), final_error, steps_to_target (None if never)}]}``.
+    """
+    x = identity_features(n, seed=seed)
+    scale = x.pow(2).mean()
+    runs = []
+    for n_layers in layers:
+        for kind in IDENTITY_KINDS:
+            seed_everything(seed)
+            stack = identity_stack(kind, n_layers).train()
+            optimizer = torch.optim.Adam(stack.parameters(), lr=lr)
+            errors = []
+            for _ in range(steps):
+                error = (stack(x) - x).pow(2).mean() / scale
+                optimizer.zero_grad(set_to_none=True)
+                error.backward()
+                optimizer.step()
+                errors.append(error.item())
+            reached = next((i for i, e in enumerate(errors) if e < target_error), None)
+            runs.append(dict(kind=kind, layers=n_layers, errors=errors, final_error=float(np.mean(errors[-10:])),
+                             steps_to_target=reached))
+    return dict(layers=list(layers), steps=steps, n=n, lr=lr, target_error=target_error, runs=runs)
+
+
+def print_identity(ident: dict) -> None:
+    """The identity experiment as a table: error after the budget and steps to reach the target."""
+    print(f"relative error ||stack(x) - x||^2 / ||x||^2 after {ident['steps']} Adam steps "
+          f"(mean of the last 10), and the first step below {ident['target_error']:.0%}")
+    print(f"{'extra layers':>12} | {'stack':<14} | {'error at step 0':>15} | {'final error':>11} | steps to target")
+    for r in ident["runs"]:
+        reached = "never" if r["steps_to_target"] is None else str(r["steps_to_target"])
+        print(f"{r['layers']:>12} | {r['kind']:<14} | {r['errors'][0]:>15.2g} | {r['final_error']:>11.2g} | {reached}")
+
+
+def plot_identity(ident: dict, name: str | None = "01_identity", title: str = ""):
+    """Relative error per step (log scale): one panel per stack depth, plain vs residual."""
+    fig, axes = plt.subplots(1, len(ident["layers"]), figsize=(4 * len(ident["layers"]), 3.6), sharey=True,
+                             squeeze=False)
+    styles = {"plain": (COLORS["plain"], "-"), "residual": (COLORS["residual"], "-"),
+              "residual, f=0": (COLORS["residual"], ":")}
+    positive = [e for r in ident["runs"] for e in r["errors"] if e > 0]
+    floor = min(positive) / 10 if positive else 1e-6  # where exact zeros are drawn on the log axis
+    for ax, n_layers in zip(axes[0], ident["layers"]):
+        for r in (r for r in ident["runs"] if r["layers"] == n_layers):
+            color, style = styles[r["kind"]]
+            exact_zero = max(r["errors"]) == 0.0
+            label = r["kind"] + (" (exactly 0, drawn at the bottom)" if exact_zero else "")
+            ax.plot(np.maximum(r["errors"], floor), style, color=color, label=label,
+                    lw=2.5 if exact_zero else 1.5)
+        ax.axhline(ident["target_error"], color="gray", lw=0.8)
+        ax.set(yscale="log", xlabel="Adam step", title=f"{n_layers} extra layers")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("relative error of copying x")
+    axes[0][0].legend(fontsize=8)
+    n = ident.get("n", "?")
+    fig.suptitle(title or f"Learning the identity: stem features of {n} real digits (MNIST sample, 16 x 7 x 7), "
+                          f"Adam lr {ident.get('lr')}", fontsize=10)
+    return finish_figure(fig, name=name)

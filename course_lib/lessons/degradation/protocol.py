@@ -1,0 +1,58 @@
+"""Notebook 01's sizes and training protocol, in one place.
+
+:data:`SETTINGS` holds one row per run profile (read it with :func:`settings`); :data:`PROTOCOL` is the
+training protocol, the same in every profile; :func:`build_net` builds the nets the sweep trains.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from torch import nn
+
+from ... import profiles
+from ...errors import ConfigError
+from ...models import plain_net, residual_net
+
+# SGD at a constant lr of 0.1 without momentum (momentum 0.9 at this lr made the residual nets degrade too).
+# A constant lr makes a run of N steps exactly the first N steps of a longer run with the same seed, so one
+# run gives every budget of the sweep (see sweep.train_depth_net, and the test that checks it).
+PROTOCOL = dict(width=16, batch_norm=True, lr=0.1, batch_size=128, momentum=0.0, final_fraction=0.2)
+
+# budgets: the training budgets in epochs (32 SGD steps each on the 4,000-digit sample), shortest first.
+# The cpu profile's second budget is 3x the first, so a slow start would show as a gap that closes.
+SETTINGS = {
+    "smoke": dict(
+        sweep=dict(dataset="sample", train_limit=512, test_limit=256, depths=(4, 8), seeds=1, budgets=(1, 3)),
+        gradient=dict(depths=(8, 20, 32, 56), batch=128),  # cheap: the same in every profile
+        identity=dict(layers=(2, 8), steps=20, n=16),
+    ),
+    "cpu": dict(
+        sweep=dict(dataset="sample", train_limit=None, test_limit=None, depths=(8, 20, 44), seeds=3, budgets=(2, 6)),
+        gradient=dict(depths=(8, 20, 32, 56), batch=128),
+        identity=dict(layers=(2, 8, 16), steps=100, n=32),
+    ),
+    "full": dict(
+        sweep=dict(dataset="sample", train_limit=None, test_limit=None, depths=(8, 32, 56), seeds=3,
+                   budgets=(2, 6, 12)),
+        gradient=dict(depths=(8, 20, 32, 56), batch=128),
+        identity=dict(layers=(2, 8, 16, 32), steps=300, n=64),
+    ),
+}
+
+BUILDERS: dict[str, Callable[[int], nn.Module]] = {
+    "plain": functools.partial(plain_net, width=PROTOCOL["width"], batch_norm=PROTOCOL["batch_norm"]),
+    "residual": functools.partial(residual_net, width=PROTOCOL["width"], batch_norm=PROTOCOL["batch_norm"]),
+}
+
+
+def settings(profile: "profiles.Profile | str | None" = None) -> dict:
+    """Notebook 01's row of :data:`SETTINGS` for ``profile`` (a Profile, a name, or None for the default)."""
+    return profiles.settings(SETTINGS, profile)
+
+
+def build_net(kind: str, depth: int) -> nn.Module:
+    """A sweep net: ``plain`` or ``residual``, ``depth`` layers, width and BatchNorm from :data:`PROTOCOL`."""
+    if kind not in BUILDERS:
+        raise ConfigError(f"unknown net kind {kind!r}; valid: {', '.join(BUILDERS)}")
+    return BUILDERS[kind](depth)

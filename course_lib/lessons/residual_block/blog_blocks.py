@@ -1,0 +1,165 @@
+"""The blog's first residual block with exactly its two defects, the fixed block, and the blog's taxonomy slip
+(notebook 02).
+
+* :class:`BlogFirstBlock`: the course's own minimal block with the blog's two defects -- its layers are built into
+  ``self.main_path`` but ``forward`` calls ``self.conv1``/``self.conv2``, which were never defined; and its
+  ``stride`` argument is never used. :class:`BlogFirstBlockNamesFixed` fixes the names only.
+* :func:`try_forward` runs a block and says in one line what happened: the shape, a wrong shape, or the error.
+* :class:`FixedBlock`: both defects fixed (the stride on the first conv, a projection shortcut where the shape
+  changes) plus BatchNorm, parameter for parameter :class:`course_lib.models.BasicBlock` (:func:`as_basic_block`).
+* :func:`block_kinds`: which kind of block meets which kind of shortcut in real ResNets.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...models import BasicBlock, Bottleneck, conv3x3, shortcut
+
+
+class BlogFirstBlock(nn.Module):
+    """A residual block with the blog's two defects, kept on purpose (the course's own code, not the blog's).
+
+    Defect 1: ``__init__`` builds its layers into ``self.main_path``, but ``forward`` calls ``self.conv1`` and
+    ``self.conv2``, which nothing defines: the first call raises AttributeError.
+    Defect 2: ``stride`` is accepted and never used, so asking for ``stride=2`` silently keeps the map size.
+    No BatchNorm, as in the blog: ``forward`` means ``relu(x + conv2(relu(conv1(x))))``.
+    """
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.main_path = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
+        )
+
+    def forward(self, x):
+        out = F.relu(self.conv1(x))
+        out = self.conv2(out)
+        return F.relu(x + out)
+
+
+class BlogFirstBlockNamesFixed(BlogFirstBlock):
+    """Defect 1 fixed (``forward`` runs ``main_path``); defect 2 kept: ``stride`` is still never used."""
+
+    def forward(self, x):
+        out = self.main_path(x)
+        return F.relu(x + out)
+
+
+class BlogFirstBlockStrideUsed(nn.Module):
+    """Both defects "fixed" the naive way: forward runs ``main_path``, and its first conv gets the stride; the
+    shortcut is still the bare ``x``, so ``x + out`` fails whenever the stride or the channels change the shape."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.main_path = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
+        )
+
+    def forward(self, x):
+        out = self.main_path(x)
+        return F.relu(x + out)
+
+
+def expected_shape(x: Tensor, out_channels: int, stride: int) -> tuple[int, ...]:
+    """The output shape a block ``in -> out_channels`` with ``stride`` promises for ``x`` (``N x C x H x W``)."""
+    n, _, h, w = x.shape
+    return (n, out_channels, (h - 1) // stride + 1, (w - 1) // stride + 1)
+
+
+def try_forward(block: nn.Module, x: Tensor, expect: tuple | None = None) -> str:
+    """Run ``block(x)`` and say what happened in one line: the output shape, a shape other than ``expect``
+    (a silent bug: no error is raised), or the error's type and message."""
+    try:
+        with torch.no_grad():
+            out = block(x)
+    except Exception as err:  # noqa: BLE001 - showing the error is the point
+        return f"{type(err).__name__}: {str(err).splitlines()[0]}"
+    if expect is not None and tuple(out.shape) != tuple(expect):
+        return f"no error, but WRONG SHAPE: {tuple(x.shape)} -> {tuple(out.shape)}, expected {tuple(expect)}"
+    return f"ok: {tuple(x.shape)} -> {tuple(out.shape)}"
+
+
+class FixedBlock(nn.Module):
+    """The blog's block, fixed: ``relu(main_path(x) + shortcut(x))``.
+
+    ``main_path``: conv3x3(stride) - BN - ReLU - conv3x3 - BN (no conv bias: the BN
+    right after would cancel it). ``shortcut``: from :func:`course_lib.models.shortcut`,
+    None (the identity) when the shape is kept, else a 1x1 conv with the same stride + BN
+    (He et al.'s option B). Parameter for parameter the same as
+    :class:`course_lib.models.BasicBlock` with its ``downsample``.
+    ``N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride)``.
+    """
+
+    last_bn_name = "main_path.4"  # what zero_init_last_bn zeroes
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        self.main_path = nn.Sequential(
+            conv3x3(in_channels, out_channels, stride),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+            conv3x3(out_channels, out_channels),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut = shortcut(in_channels, out_channels, stride)  # a projection only if the shape changes
+
+    def f(self, x: Tensor) -> Tensor:
+        """The residual branch: the main path."""
+        return self.main_path(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.f(x)
+        identity = x if self.shortcut is None else self.shortcut(x)
+        return F.relu(out + identity)
+
+
+def as_basic_block(block: FixedBlock) -> BasicBlock:
+    """The reference :class:`BasicBlock` (torchvision's names) holding ``block``'s weights."""
+    first, second = block.main_path[0], block.main_path[3]
+    stride = first.stride[0]
+    downsample = shortcut(first.in_channels, second.out_channels, stride)
+    reference = BasicBlock(first.in_channels, second.out_channels, stride, downsample)
+    renames = {"main_path.0": "conv1", "main_path.1": "bn1", "main_path.3": "conv2", "main_path.4": "bn2",
+               "shortcut.0": "downsample.0", "shortcut.1": "downsample.1"}
+    state = {}
+    for key, value in block.state_dict().items():
+        module, _, tensor = key.rpartition(".")
+        state[f"{renames[module]}.{tensor}"] = value
+    reference.load_state_dict(state)
+    return reference.train(block.training)
+
+
+def source_of(obj) -> str:
+    """The source code of a class or function without its docstring, to print in a notebook."""
+    lines = inspect.getsource(obj).splitlines()
+    doc = inspect.getdoc(obj)
+    if doc:
+        start = next(i for i, line in enumerate(lines) if '"""' in line)
+        end = start if lines[start].count('"""') == 2 else next(
+            i for i in range(start + 1, len(lines)) if '"""' in lines[i])
+        lines = lines[:start] + lines[end + 1:]
+        if start < len(lines) and not lines[start].strip():
+            del lines[start]
+    return "\n".join(lines).rstrip()
+
+
+def block_kinds(models: dict[str, nn.Module]) -> str:
+    """A table: for each model, how many of its blocks are basic or bottleneck blocks with an identity or a
+    projection shortcut. Shows that the kind of block and the kind of shortcut are independent choices."""
+    columns = [(kind, sc) for kind in ("basic", "bottleneck") for sc in ("identity", "projection")]
+    lines = [f"{'model':<12}" + "".join(f"{k + ' + ' + s:>24}" for k, s in columns), "-" * (12 + 24 * 4)]
+    for name, model in models.items():
+        counts = Counter(("basic" if isinstance(m, BasicBlock) else "bottleneck",
+                          "identity" if m.downsample is None else "projection")
+                         for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck)))
+        lines.append(f"{name:<12}" + "".join(f"{counts[c]:>24}" for c in columns))
+    return "\n".join(lines)

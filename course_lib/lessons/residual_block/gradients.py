@@ -1,0 +1,223 @@
+"""The gradient of a residual block (notebook 02): dy/dx = I + df/dx for one block and two, and the gradient norm
+that reaches the input of L blocks, measured on seeded nets and real digits; figures ``02_jacobian.png`` and
+``02_gradient_vs_depth.png``."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...models import BasicBlock, plain_net, residual_net
+from ...plots import COLORS, color_for, finish_figure
+
+
+# --------------------------------------------------------------------------- the gradient of one and of two blocks
+
+
+def small_block(channels: int = 2, seed: int = 0) -> BasicBlock:
+    """A seeded float64 :class:`BasicBlock` in eval mode (BN is then a fixed affine map), for exact Jacobians."""
+    torch.manual_seed(seed)
+    block = BasicBlock(channels, channels).double().eval()
+    with torch.no_grad():  # give BN non-trivial statistics so it is not the identity
+        for bn in (block.bn1, block.bn2):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+    return block
+
+
+def _jacobian(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    jac = torch.autograd.functional.jacobian(fn, x)
+    return jac.reshape(x.numel(), x.numel())
+
+
+def block_jacobians(block: BasicBlock, x: Tensor) -> dict[str, Tensor]:
+    """Jacobians of one block at ``x`` (``1 x C x H x W``, float64), each ``D x D`` with D = C*H*W.
+
+    f is the block's residual branch, its ``f`` method.
+    Returns ``J_sum`` (of y = f(x) + x), ``J_f`` (of f alone), ``J_block`` (of the whole
+    block, ``relu(f(x) + x)``), ``mask`` (``D``: 1 where f(x) + x > 0) and ``I``.
+    The claims: ``J_sum == I + J_f`` and ``J_block == diag(mask) @ (I + J_f)``.
+    """
+    with torch.no_grad():
+        mask = ((block.f(x) + x) > 0).to(x.dtype).flatten()
+    return {
+        "J_sum": _jacobian(lambda t: block.f(t) + t, x),
+        "J_f": _jacobian(block.f, x),
+        "J_block": _jacobian(block, x),
+        "mask": mask,
+        "I": torch.eye(x.numel(), dtype=x.dtype),
+    }
+
+
+def two_block_jacobians(block1: BasicBlock, block2: BasicBlock, x: Tensor) -> dict[str, Tensor]:
+    """Two identity-skip blocks ``g_l(t) = t + f_l(t)`` in a row, at ``x`` (``1 x C x H x W``, float64).
+
+    Returns ``J_chain`` (autograd, of ``g2(g1(x))``), ``J1`` = df1/dx at x, ``J2`` = df2/dt at
+    t = g1(x), and ``I``; the claim is ``J_chain == (I + J2) @ (I + J1) = I + J1 + J2 + J2 @ J1``.
+    """
+    def g1(t):
+        return t + block1.f(t)
+
+    def g2(t):
+        return t + block2.f(t)
+
+    with torch.no_grad():
+        mid = g1(x)
+    return {
+        "J_chain": _jacobian(lambda t: g2(g1(t)), x),
+        "J1": _jacobian(block1.f, x),
+        "J2": _jacobian(block2.f, mid),
+        "I": torch.eye(x.numel(), dtype=x.dtype),
+    }
+
+
+def plot_jacobians(jacobians: dict[str, Tensor], name: str | None = "02_jacobian"):
+    """Heat maps of ``J_f``, ``I`` and ``J_sum = I + J_f`` from :func:`block_jacobians` (``D x D`` each).
+
+    Each panel has its own colour scale (symmetric around 0), so the small entries of df/dx stay visible.
+    """
+    panels = (("df/dx", jacobians["J_f"]), ("I", jacobians["I"]), ("dy/dx = I + df/dx", jacobians["J_sum"]))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, (title, matrix) in zip(axes, panels):
+        limit = matrix.abs().max().item()
+        image = ax.imshow(matrix.detach().numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set(title=title, xlabel="input unit j")
+        fig.colorbar(image, ax=ax, shrink=0.85)
+    axes[0].set_ylabel("output unit i")
+    return finish_figure(fig, name=name)
+
+
+# --------------------------------------------------------------------------- the gradient through L blocks
+
+# How far the depth sweep goes, per run profile (blocks = ConvPairs; the net has 2*blocks + 2 layers).
+GRADIENT_SETTINGS = {
+    "smoke": {"blocks": (1, 2, 4, 8, 16), "batch": 32, "seeds": (0,)},
+    "cpu": {"blocks": (1, 2, 4, 8, 16, 32, 64), "batch": 32, "seeds": (0, 1, 2)},
+    "full": {"blocks": (1, 2, 4, 8, 16, 32, 64, 128), "batch": 128, "seeds": (0, 1, 2, 3, 4)},
+}
+
+
+# The nets a sweep compares: builder(depth, width=, batch_norm=) and the formula of one block, for the legend.
+PLAIN_VS_RESIDUAL = {"plain": (plain_net, "y = relu(f(x))"), "residual": (residual_net, "y = relu(f(x) + x)")}
+
+
+PLAIN_VS_RESIDUAL_FORMULAS = {kind: formula for kind, (_, formula) in PLAIN_VS_RESIDUAL.items()}
+
+
+def _body_output_to_logits(model: nn.Module, h: Tensor) -> Tensor:
+    post = getattr(model, "post", None)  # a pre-activation net's final BN + relu, if it has one
+    h = post(h) if post is not None else h
+    return model.head(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+
+
+def gradient_through_body(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
+    """(||d loss / d h0||, ||d loss / d hL||): the cross-entropy's gradient at the input ``h0 = model.stem(x)`` of
+    the L blocks and at their output ``hL = model.body(h0)``, both ``N x width x 7 x 7``.
+
+    ``x``: ``N x 1 x 28 x 28`` digits, ``y``: ``N`` labels. The model is put in train mode, as during training
+    (BatchNorm uses batch statistics).
+    """
+    model.train()
+    h0 = model.stem(x).detach().requires_grad_()
+    h_last = model.body(h0)
+    h_last.retain_grad()
+    F.cross_entropy(_body_output_to_logits(model, h_last), y).backward()
+    return h0.grad.norm().item(), h_last.grad.norm().item()
+
+
+def input_gradient_norm(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    """||d loss / d h0||: the gradient of the cross-entropy that reaches the input ``h0`` of the body
+    (see :func:`gradient_through_body`)."""
+    return gradient_through_body(model, x, y)[0]
+
+
+def gradient_vs_depth(x: Tensor, y: Tensor, blocks: Sequence[int], seeds: Sequence[int] = (0,),
+                      batch_norm: bool = True, width: int = 16, nets: dict | None = None,
+                      through: bool = False) -> dict:
+    """The gradient norm at the input of L blocks, for each L in ``blocks``, in seeded nets, float64.
+
+    ``nets``: ``{kind: (builder, formula)}``, default :data:`PLAIN_VS_RESIDUAL` (the same seed gives the
+    plain net and its residual twin the same weights; only the skips differ). ``through=True`` records
+    ||gradient at the input of the blocks|| / ||gradient at their output||, how much the L blocks themselves
+    scale the gradient, instead of the input norm. float64 so that a vanishing gradient is measured rather
+    than flushed to 0. Returns ``{"blocks", "batch_norm", "through", "kinds", "formulas", kind: [[value per
+    seed] per L], ...}``.
+    """
+    nets = nets or PLAIN_VS_RESIDUAL
+    x = x.double()
+    result = {"blocks": list(blocks), "batch_norm": batch_norm, "through": through, "kinds": list(nets),
+              "formulas": {kind: formula for kind, (_, formula) in nets.items()}}
+    for kind, (builder, _) in nets.items():
+        result[kind] = []
+        for n_blocks in blocks:
+            values = []
+            for seed in seeds:
+                torch.manual_seed(seed)
+                model = builder(2 * n_blocks + 2, width=width, batch_norm=batch_norm).double()
+                g_in, g_out = gradient_through_body(model, x, y)
+                values.append(g_in / g_out if through else g_in)
+            result[kind].append(values)
+    return result
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    """exp(mean(log v)): the middle of numbers that differ by orders of magnitude (0 if any is 0)."""
+    if min(values) <= 0:
+        return 0.0
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def per_block_factor(result: dict, kind: str) -> float:
+    """The average factor per block by which ``kind``'s input gradient changes from the shallowest to the deepest net."""
+    first, last = geometric_mean(result[kind][0]), geometric_mean(result[kind][-1])
+    blocks = result["blocks"][-1] - result["blocks"][0]
+    return (last / first) ** (1 / blocks) if first > 0 and last > 0 else 0.0
+
+
+def _kinds(result: dict) -> list[str]:
+    return result.get("kinds", ["plain", "residual"])
+
+
+def format_gradient_table(results: Sequence[dict]) -> str:
+    """The sweeps of :func:`gradient_vs_depth` side by side (geometric mean over seeds)."""
+    def column(r, kind):
+        return kind + (" in/out" if r.get("through") else (" +BN" if r["batch_norm"] else " no BN"))
+
+    header = f"{'blocks L':>9}" + "".join(f"{column(r, kind):>17}" for r in results for kind in _kinds(r))
+    lines = [header, "-" * len(header)]
+    for i, n_blocks in enumerate(results[0]["blocks"]):
+        lines.append(f"{n_blocks:>9}" + "".join(f"{geometric_mean(r[kind][i]):>17.3g}"
+                                                for r in results for kind in _kinds(r)))
+    return "\n".join(lines)
+
+
+def plot_gradient_vs_depth(results: Sequence[dict], title: str = "", name: str | None = "02_gradient_vs_depth"):
+    """One panel per result of :func:`gradient_vs_depth`: the gradient at the input of the blocks (or, for a
+    ``through`` sweep, input over output) against the number of blocks, log-log, one colour per kind of net."""
+    fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
+    for ax, result in zip(axes[0], results):
+        for kind in _kinds(result):
+            color = color_for(kind)
+            for depth, values in zip(result["blocks"], result[kind]):
+                ax.scatter([depth] * len(values), values, color=color, s=12, alpha=0.5)
+            formula = result.get("formulas", PLAIN_VS_RESIDUAL_FORMULAS).get(kind, "")
+            ax.plot(result["blocks"], [geometric_mean(v) for v in result[kind]], color=color, marker="o",
+                    label=f"{kind}: {formula}")
+        if result.get("through"):
+            panel, ylabel = "through the blocks, at initialisation", "||grad at input|| / ||grad at output||"
+            ax.axhline(1.0, color=COLORS["neutral"], lw=0.8, ls=":")
+        else:
+            panel = ("at the input of the blocks, with BatchNorm" if result["batch_norm"]
+                     else "at the input of the blocks, without BatchNorm (PyTorch's default init)")
+            ylabel = "||dLoss/d(input of the L blocks)||"
+        ax.set(xscale="log", yscale="log", xlabel="number of blocks L (2 convs each)", ylabel=ylabel, title=panel)
+        ax.set_xticks(result["blocks"], [str(b) for b in result["blocks"]])
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return finish_figure(fig, title, name)

@@ -1,0 +1,139 @@
+"""Does bf16 cost accuracy? BlogResNet trained with bf16 autocast against fp32, same seeds, the blog's protocol.
+
+:func:`bf16_accuracy_study` trains both precisions for each seed under the blog's protocol (batch 64, SGD lr 0.1,
+no momentum) on the profile's data, both in ``channels_last`` so that precision is the only difference (the
+layout does not change the maths; see ``tests/test_bench.py``). :func:`judge_bf16` applies the course's rule
+(:func:`course_lib.stats.compare_accuracies`) to the final test accuracies and adds each one's 95% Wilson
+interval. The decision it informs is :func:`course_lib.training.fast_speed_options`: bf16 is in the fast
+settings only where the CPU has it natively *and* this study finds no real difference.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ...data import load_data
+from ...models import build_model
+from ...profiles import Profile, as_profile, settings
+from ...results import describe, load_or_train, make_meta
+from ...stats import ALPHA, accuracy_interval, compare_accuracies, mean_sd
+from ...training import Protocol, SpeedOptions, fit, native_bf16, seed_everything
+
+MODEL = "blog-resnet"
+PRECISIONS = {"fp32": False, "bf16": "bf16"}  # name -> SpeedOptions.amp
+
+# name: the saved result; train_here: whether this profile trains it when the file is missing (the cpu profile
+# loads the committed 30-epoch study and would otherwise train it, announced); cost: what training it takes.
+SETTINGS = {
+    "smoke": dict(name="06_bf16_accuracy_smoke", train_limit=256, test_limit=200, epochs=1, seeds=(0, 1, 2),
+                  cost="about 20 s on a 2-core CPU"),
+    "cpu": dict(name="06_bf16_accuracy", train_limit=None, test_limit=None, epochs=30, seeds=(0, 1, 2),
+                cost="about 1 hour on a 2-core CPU at 1 thread"),
+    "full": dict(name="06_bf16_accuracy", train_limit=None, test_limit=None, epochs=30, seeds=(0, 1, 2),
+                 cost="about 1 hour on a 2-core CPU at 1 thread"),
+}
+
+
+def _train_one(data, precision: str, seed: int, epochs: int, device: str) -> dict:
+    """One BlogResNet run; its final test accuracy (with Wilson interval), final train loss, seconds, curve."""
+    seed_everything(seed)
+    model = build_model(MODEL)
+    speed = SpeedOptions(device=device, amp=PRECISIONS[precision], channels_last=True)
+    start = time.perf_counter()
+    history = fit(model, data, Protocol(epochs=epochs, seed=seed), speed, progress=False)
+    seconds = time.perf_counter() - start
+    acc = history.test_acc[-1] if history.records else None
+    return dict(precision=precision, seed=seed, status=history.status, message=history.message,
+                final_test_acc=acc, final_train_loss=history.train_loss[-1] if history.records else None,
+                test_acc_interval=list(accuracy_interval(acc, len(data.test_y))) if acc is not None else None,
+                seconds=round(seconds, 2), test_acc_per_epoch=history.test_acc,
+                train_loss_per_epoch=history.train_loss)
+
+
+def run_bf16_study(data, epochs: int = 30, seeds=(0, 1, 2), device: str = "cpu", profile=None,
+                   verbose: bool = True) -> dict:
+    """Train BlogResNet in fp32 and in bf16 autocast (both channels_last) for each seed, in turns.
+
+    ``data``: a :class:`course_lib.data.Data` (images N x 1 x 28 x 28). The two precisions of a seed run one
+    after the other, so a change in the machine's load hits both. Returns ``{meta, protocol, runs, verdict}``;
+    ``runs``: one record per precision and seed (see :func:`_train_one`); ``verdict``: :func:`judge_bf16`.
+    """
+    runs = []
+    for seed in seeds:
+        for precision in PRECISIONS:
+            runs.append(_train_one(data, precision, seed, epochs, device))
+            r = runs[-1]
+            if verbose:
+                acc = "-" if r["final_test_acc"] is None else f"{r['final_test_acc']:.2%}"
+                print(f"[bf16 study] seed {seed} {precision}: {r['status']}, final test acc {acc}, "
+                      f"{r['seconds']:.0f} s", flush=True)
+    meta = make_meta(data.info, torch.device(device), as_profile(profile), experiment="bf16-accuracy",
+                     model=MODEL, native_bf16=native_bf16(device))
+    result = dict(meta=meta, protocol=dict(epochs=epochs, batch_size=64, lr=0.1, momentum=0.0,
+                                           seeds=list(seeds), channels_last=True,
+                                           precisions={k: str(v) for k, v in PRECISIONS.items()}),
+                  runs=runs)
+    result["verdict"] = judge_bf16(result)
+    return result
+
+
+def judge_bf16(result: dict) -> dict:
+    """The course's rule applied to a study's final test accuracies: bf16 against fp32.
+
+    Returns ``{fp32: {per_seed, mean, sd, intervals}, bf16: {...}, difference, p_value, half_width, real,
+    reason, neutral}``; ``neutral`` is True when every run completed and the rule finds no real difference.
+    """
+    n_test = result["meta"]["n_test"]
+    out = {}
+    for precision in PRECISIONS:
+        accs = [r["final_test_acc"] for r in result["runs"] if r["precision"] == precision
+                and r["status"] == "completed"]
+        mean, sd = mean_sd(accs) if accs else (None, None)
+        out[precision] = dict(per_seed=accs, mean=mean, sd=sd,
+                              intervals=[list(accuracy_interval(a, n_test)) for a in accs])
+    complete = all(r["status"] == "completed" for r in result["runs"])
+    if not (out["fp32"]["per_seed"] and out["bf16"]["per_seed"]):
+        return dict(out, real=None, neutral=False, reason="no completed run to compare")
+    verdict = compare_accuracies(out["bf16"]["per_seed"], out["fp32"]["per_seed"], n_test)
+    return dict(out, difference=verdict.difference, p_value=verdict.p_value, half_width=verdict.half_width,
+                real=verdict.real, reason=verdict.reason, n_test=n_test,
+                neutral=complete and not verdict.real and verdict.p_value is not None)
+
+
+def bf16_accuracy_study(profile: Profile | str | None = None, retrain: bool = False, device: str = "cpu",
+                        verbose: bool = True) -> dict:
+    """The bf16 accuracy study of ``profile`` (sizes from :data:`SETTINGS`), loaded when saved, else trained.
+
+    smoke: a tiny study (seconds). cpu: the saved 30-epoch study on the sample (trained, announced, only if the
+    file is missing). full: the same study. Returns :func:`run_bf16_study`'s dict.
+    """
+    prof = as_profile(profile)
+    cfg = settings(SETTINGS, prof)
+
+    def train() -> dict:
+        data = load_data("sample", train_limit=cfg["train_limit"], test_limit=cfg["test_limit"], verbose=verbose)
+        return run_bf16_study(data, cfg["epochs"], cfg["seeds"], device, prof, verbose)
+
+    return load_or_train(cfg["name"], train, retrain=retrain, verbose=verbose, cost=cfg["cost"])
+
+
+def format_bf16(result: dict) -> str:
+    """The study as a few lines: per precision the per-seed accuracies with Wilson intervals, mean ± sd, seconds;
+    then the rule's verdict."""
+    v = result["verdict"]
+    p = result["protocol"]
+    lines = [f"BlogResNet, {p['epochs']} epochs, batch {p['batch_size']}, SGD lr {p['lr']}, channels_last; "
+             f"{describe(result)}"]
+    for precision in PRECISIONS:
+        row = v[precision]
+        seconds = [r["seconds"] for r in result["runs"] if r["precision"] == precision]
+        accs = "  ".join(f"{a:.1%} [{lo:.1%}, {hi:.1%}]" for a, (lo, hi) in zip(row["per_seed"], row["intervals"]))
+        mean = "-" if row["mean"] is None else f"{row['mean']:.2%} ± {row['sd']:.2%}"
+        lines.append(f"  {precision}: {accs}   mean {mean}   {sum(seconds) / max(len(seconds), 1):.0f} s per run")
+    if v.get("p_value") is None:
+        lines.append(f"  verdict: {v['reason']}")
+    else:
+        lines.append(f"  bf16 - fp32 = {100 * v['difference']:+.2f} points; {v['reason']} "
+                     f"(the rule's false-positive rate: {ALPHA:.0%})")
+    return "\n".join(lines)

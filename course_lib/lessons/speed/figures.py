@@ -1,0 +1,59 @@
+"""Notebook 06's figures: training throughput of each measured setting, and the bf16 study's accuracy curves."""
+from __future__ import annotations
+
+from ...plots import COLORS, color_for, finish_figure
+from ...results import describe
+
+
+def plot_throughput(bench_result: dict, name: str | None = "06_throughput"):
+    """Images/s of each contender of a :func:`course_lib.lessons.speed.bench.run_bench` result, one bar each.
+
+    Only what was measured gets a bar: settings this machine cannot run are listed under the axes with the
+    reason. The blog's pipeline is drawn in the blog's colour, everything else in the model's course colour
+    (model-only variants lighter: they have no data pipeline, so they are the ceiling, not a way to train).
+    """
+    import matplotlib.pyplot as plt
+
+    rows = bench_result["pipelines"] + bench_result["variants"]
+    model_colour = color_for(bench_result["settings"]["model"])
+    fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.45 * len(rows)))
+    for i, row in enumerate(rows):
+        blog = row["kind"] == "pipeline" and row["name"].startswith("blog")
+        ax.barh(i, row["images_per_s"], color=COLORS["blog"] if blog else model_colour,
+                alpha=0.9 if row["kind"] == "pipeline" else 0.45)
+        ax.text(row["images_per_s"], i, f" {row['images_per_s']:,.0f}", va="center", fontsize=8)
+    labels = [("model only: " if r["kind"] == "model only" else "") + r["name"] for r in rows]
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(0, max(r["images_per_s"] for r in rows) * 1.18)
+    not_run = "\n".join(f"not measured: {why}" for why in bench_result["variants_not_run"])
+    ax.set_xlabel("training images per second (median over rounds)" + (f"\n{not_run}" if not_run else ""),
+                  fontsize=8)
+    s = bench_result["settings"]
+    data = s["dataset"]
+    ax.set_title(f"{s['model']}, batch {s['batch_size']}, {s['steps']} steps each, {s['threads']} thread(s), "
+                 f"device {bench_result['device']}; data: {data.get('dataset')} ({data.get('source')})", fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    return finish_figure(fig, name=name)
+
+
+def plot_bf16(result: dict, name: str | None = "06_bf16_accuracy"):
+    """Test accuracy per epoch of every run of a bf16 study: fp32 solid, bf16 dashed, one shade per seed."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    colour = {"fp32": COLORS["residual"], "bf16": COLORS["other"]}
+    for r in result["runs"]:
+        curve = r.get("test_acc_per_epoch") or []
+        if curve:
+            ax.plot(range(1, len(curve) + 1), [100 * a for a in curve], color=colour[r["precision"]],
+                    ls="-" if r["precision"] == "fp32" else "--", lw=1.2, alpha=0.85,
+                    label=f"{r['precision']}, seed {r['seed']}")
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)")
+    low = min((100 * min(r["test_acc_per_epoch"]) for r in result["runs"] if r.get("test_acc_per_epoch")),
+              default=0)
+    ax.set_ylim(max(0, min(low, 90) - 1), 100)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"BlogResNet, bf16 autocast vs fp32 (both channels_last); {describe(result)}", fontsize=8)
+    return finish_figure(fig, name=name)

@@ -1,0 +1,56 @@
+"""Notebook 04's exercise: the check applies the course's rule for a real difference, refuses one seed as evidence,
+and the worked solution hidden in the notebook is the one the course checks."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from course_lib.exercises import nb04
+from course_lib.stats import accuracy_interval, compare_accuracies, welch_p_value
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_cnn_vs_resnet.ipynb"
+
+
+def test_the_check_passes_the_solution_and_agrees_with_the_rule():
+    assert nb04.check_real_difference(nb04.real_difference_solution).passed
+    for acc_a, acc_b, n, _why in nb04._REAL_CASES:
+        assert nb04.real_difference_solution(acc_a, acc_b, n) == compare_accuracies(acc_a, acc_b, n).real
+
+
+def test_the_check_never_accepts_one_seed_as_evidence():
+    def gap_only(acc_a, acc_b, n_test):  # a big gap, whatever the seeds: the mistake the exercise is about
+        return abs(sum(acc_a) / len(acc_a) - sum(acc_b) / len(acc_b)) > 0.01
+
+    report = nb04.check_real_difference(gap_only)
+    assert not report.passed and "one seed each" in str(report)
+
+
+def test_the_check_catches_a_missing_wilson_step_and_reports_student_errors():
+    def no_wilson(acc_a, acc_b, n_test):
+        return min(len(acc_a), len(acc_b)) >= 3 and welch_p_value(acc_a, acc_b) < 0.05
+
+    report = nb04.check_real_difference(no_wilson)
+    assert not report.passed and "Wilson" in str(report)
+
+    def stub(acc_a, acc_b, n_test):
+        raise NotImplementedError
+
+    assert "not implemented yet" in str(nb04.check_real_difference(stub))
+
+    def broken(acc_a, acc_b, n_test):
+        return acc_a[5]
+
+    assert "IndexError" in str(nb04.check_real_difference(broken))
+
+
+def test_the_hidden_solution_in_the_notebook_passes_the_check():
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    hidden = [c for c in nb["cells"] if c["cell_type"] == "markdown" and "<details>" in "".join(c["source"])]
+    assert len(hidden) == 1, "notebook 04 keeps exactly one worked solution, inside a collapsed <details> block"
+    code = re.search(r"```python\n(.*?)```", "".join(hidden[0]["source"]), re.S).group(1)
+    from statistics import fmean
+
+    namespace = {"fmean": fmean, "welch_p_value": welch_p_value, "accuracy_interval": accuracy_interval}
+    exec(code, namespace)  # noqa: S102 - the notebook's own solution, run as the student would
+    assert nb04.check_real_difference(namespace["real_difference"]).passed
