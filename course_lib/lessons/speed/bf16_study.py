@@ -29,9 +29,9 @@ SETTINGS = {
     "smoke": dict(name="06_bf16_accuracy_smoke", train_limit=256, test_limit=200, epochs=1, seeds=(0, 1, 2),
                   cost="about 20 s on a 2-core CPU"),
     "cpu": dict(name="06_bf16_accuracy", train_limit=None, test_limit=None, epochs=30, seeds=(0, 1, 2),
-                cost="about 1 hour on a 2-core CPU at 1 thread"),
+                cost="about 10 min on a 2-core CPU at 1 thread"),
     "full": dict(name="06_bf16_accuracy", train_limit=None, test_limit=None, epochs=30, seeds=(0, 1, 2),
-                 cost="about 1 hour on a 2-core CPU at 1 thread"),
+                 cost="about 10 min on a 2-core CPU at 1 thread"),
 }
 
 

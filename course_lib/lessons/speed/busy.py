@@ -112,10 +112,12 @@ def _child(threads: int, seconds: float, start_at: float) -> None:
     print(json.dumps(dict(threads=torch.get_num_threads(), images_per_s=timed_rate(timer, seconds))))
 
 
-def run_scenario(processes: int, threads: int, seconds: float, env: dict | None = None) -> list[float]:
+def run_scenario(processes: int, threads: int, seconds: float, env: dict | None = None,
+                 start_in: float = 15.0) -> list[float]:
     """Start ``processes`` training processes at ``threads`` threads each (``env`` added to their environment);
-    they warm up, then train the same ``seconds`` side by side. Returns each one's images/s."""
-    start_at = time.time() + 15.0  # room for every process to import torch and warm up first
+    they warm up, then train the same ``seconds`` side by side, from ``start_in`` seconds after launch (room for
+    each to import torch and warm up first). Returns each one's images/s."""
+    start_at = time.time() + start_in
     cmd = [sys.executable, "-m", "course_lib.lessons.speed.busy", "--child", "--threads", str(threads),
            "--seconds", str(seconds), "--start-at", str(start_at)]
     child_env = dict(os.environ, OMP_NUM_THREADS=str(threads), **(env or {}))
