@@ -382,7 +382,7 @@ def data_source_report(root: Path | str | None = None) -> dict[str, str]:
             if check_idx_folder(folder, name) is not None:
                 report[name] = f"local root {display_path(folder)} (full)"
             elif name == "fashion" and check_idx_folder(DEBIAN_FASHION, name) is not None:
-                report[name] = f"no local files; download, else Debian's {DEBIAN_FASHION} (full)"
+                report[name] = f"no local files; download, else the Debian package dataset-fashion-mnist (full)"
             else:
                 tail = "else the 5,000-digit sample" if name == "mnist" else "else an error"
                 report[name] = f"no local files in {display_path(folder)}; torchvision download, {tail}"

@@ -40,8 +40,9 @@ class _ConvSpy:
     def __call__(self, module: nn.Module, inputs, output) -> None:
         if isinstance(module, nn.Conv2d) and module.in_channels > 1:
             w = module.weight
-            nhwc = w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
-            self.layouts.add("channels_last" if nhwc else "NCHW")
+            nhwc, nchw = w.is_contiguous(memory_format=torch.channels_last), w.is_contiguous()
+            if nhwc != nchw:  # a 1x1 kernel is both at once: it says nothing about the layout
+                self.layouts.add("channels_last" if nhwc else "NCHW")
             if module.training and torch.is_grad_enabled():
                 self.images[id(module)] = self.images.get(id(module), 0) + inputs[0].shape[0]
 
