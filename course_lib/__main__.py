@@ -119,13 +119,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_degradation(args) -> int:
-    from .lessons.degradation import print_summary, print_verdict, run_sweep
+    from .lessons.degradation import print_catch_up, print_summary, print_trained_gradients, print_verdict, run_sweep
     from .profiles import as_profile
 
     _check_out_file(args.out)
     result = run_sweep(as_profile(args.profile), seeds=args.seeds)
     print_summary(result)
     print_verdict(result)
+    print_catch_up(result)
+    print_trained_gradients(result)
     _write_json(result, args.out)
     return 0
 

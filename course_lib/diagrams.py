@@ -3,8 +3,8 @@
 :func:`draw_residual_blocks` (three panels: plain block, identity skip, projection shortcut) and
 :func:`draw_blog_resnet` (:class:`course_lib.models.BlogResNet` top to bottom with its output shapes).
 The colours mean what they mean in every figure of the course (:data:`course_lib.plots.COLORS`): the
-shortcut, which makes a block residual, is drawn in the residual colour; the residual branch f(x), all
-that a plain block has, in the plain colour. Both figures are saved through :func:`course_lib.plots.finish_figure`.
+shortcut, which makes a block residual, is drawn in the residual colour; the layers, which plain and residual
+nets share, are neutral grey (the plain colour stands for plain *nets*, and these layers sit inside residual ones). Both figures are saved through :func:`course_lib.plots.finish_figure`.
 """
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ def _tint(color: str, amount: float) -> str:
 _INK = _tint(COLORS["neutral"], -0.45)  # dark grey: arrows and outlines of the main path
 
 
-# Box fills by layer kind, light tints of the course colours: the layers of f(x) in the plain colour,
-# the projection (on the shortcut) in the residual colour, the rest neutral.
-_FILLS = {"conv": _tint(COLORS["plain"], 0.8), "bn": _tint(COLORS["plain"], 0.92), "relu": "white",
-          "pool": _tint(COLORS["neutral"], 0.75), "fc": _tint(COLORS["plain"], 0.65), "io": _tint(COLORS["neutral"], 0.85),
+# Box fills by layer kind: shades of the neutral grey for the layers (they belong to plain and residual nets
+# alike), the projection (on the shortcut) in the residual colour.
+_FILLS = {"conv": _tint(COLORS["neutral"], 0.6), "bn": _tint(COLORS["neutral"], 0.85), "relu": "white",
+          "pool": _tint(COLORS["neutral"], 0.75), "fc": _tint(COLORS["neutral"], 0.45), "io": _tint(COLORS["neutral"], 0.92),
           "proj": _tint(COLORS["residual"], 0.8)}
 
 
@@ -82,7 +82,7 @@ def draw_residual_blocks(name: str | None = "03_residual_block"):
     panels = [
         ("1. plain block: relu(f(x))", "x: C x H x W", [("3x3 conv, C -> C", "conv")], None, None),
         ("2. residual block: relu(f(x) + x)", "x: C x H x W", [("3x3 conv, C -> C", "conv")], "identity: x", None),
-        ("3. projection: relu(f(x) + Wx)", "x: C x H x W", [("3x3 conv, stride 2, C -> 2C", "conv")],
+        ("3. projection: relu(f(x) + BN(Wx))", "x: C x H x W", [("3x3 conv, stride 2, C -> 2C", "conv")],
          "projection shortcut", "1x1 conv, stride 2\nC -> 2C, + BN"),
     ]
     for ax, (title, top, first, skip_label, proj) in zip(axes, panels):
@@ -95,9 +95,8 @@ def draw_residual_blocks(name: str | None = "03_residual_block"):
         body = first + [("BatchNorm", "bn"), ("ReLU", "relu"), (f"3x3 conv, {width} -> {width}", "conv"),
                         ("BatchNorm", "bn")]
         y = _chain(ax, 0, -0.8, body, w=2.9)  # y: where the next element goes; an arrow already points at it
-        ax.plot([-1.65, -1.65], [-0.55, y + 0.55], color=COLORS["plain"], lw=1)
-        ax.text(-1.8, (y - 0.25) / 2, "f(x)", rotation=90, ha="right", va="center", fontsize=10,
-                color=COLORS["plain"])
+        ax.plot([-1.65, -1.65], [-0.55, y + 0.55], color=_INK, lw=1)
+        ax.text(-1.8, (y - 0.25) / 2, "f(x)", rotation=90, ha="right", va="center", fontsize=10, color=_INK)
         if skip_label:
             _add(ax, 0, y + 0.06)
             _skip(ax, 0, 0.3 - 0.4, y + 0.06, 2.75 if proj else 1.9, skip_label, proj)

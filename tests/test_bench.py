@@ -149,6 +149,7 @@ def test_run_bench_times_every_contender_side_by_side(capsys):
     assert result["variants"][0]["vs_blog_settings"] == 1.0
     assert len(result["load_before"]) == 3 and result["seconds_total"] > 0
     assert format_bench(result).count("\n") >= len(rows) + 2
+    assert "load average" in format_bench(result) and "load average" not in format_bench(result, show_load=False)
     json.dumps(result)  # the CLI writes it as JSON
 
 

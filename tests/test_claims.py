@@ -10,6 +10,7 @@ import pytest
 
 from course_lib.lessons.cnn_vs_resnet import claims, figures
 from course_lib.lessons.cnn_vs_resnet import protocol as cmp
+from course_lib.errors import ConfigError
 from course_lib.stats import wilson_interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,8 @@ def _fake(curves: dict[str, list[list[float]]], accs: dict[str, list[list[float]
 def test_blog_table_is_restated_with_both_languages_and_wilson_intervals():
     text = claims.blog_claims_markdown()
     for zh, en in claims.BLOG_COLUMNS:
-        assert f"{zh} ({en})" in text
+        assert f"{zh}（{en}）" in text  # Chinese first, English in full-width parentheses
+    assert "| 传统 CNN（traditional CNN） |" in text and "| 残差网络（ResNet） |" in text
     assert "| 30 | 0.2 | 97.0% |" in text and "| 30 | 0.04 | 99.5% |" in text
     lo, hi = wilson_interval(9950, 10_000)
     assert f"| {100 * lo:.1f}-{100 * hi:.1f}% |" in text  # 99.5% on 10,000 images: 99.3-99.6%
@@ -93,6 +95,79 @@ def test_differences_apply_the_courses_rule():
     assert "± 0.10 (3 seeds)" in claims.format_differences(three)
 
 
+def test_p_values_are_never_printed_as_zero():
+    assert claims.p_text(1e-9) == "p < 0.001" and claims.p_text(0.0004) == "p < 0.001"
+    assert claims.p_text(0.0042) == "p = 0.004" and claims.p_text(0.0871) == "p = 0.09"
+    stalled = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[2.3]] * 3},
+                    {"BlogResNet": [[0.92], [0.94], [0.91]], "BlogPlain": [[0.10], [0.10], [0.10]]})
+    text = claims.format_differences(stalled, [("BlogResNet", "BlogPlain")])
+    assert "a real difference (Welch p < 0.001;" in text and "0.000" not in text
+
+
+def test_welch_interval_matches_scipy_and_the_saved_run():
+    from scipy import stats
+
+    resnet, plain = [0.968, 0.960, 0.966], [0.958, 0.958, 0.947]  # the saved sample run's final accuracies
+    diff, low, high = claims.welch_interval(resnet, plain)
+    ci = stats.ttest_ind(resnet, plain, equal_var=False).confidence_interval(0.95)
+    assert (low, high) == pytest.approx((ci.low, ci.high))
+    assert (100 * diff, 100 * low, 100 * high) == pytest.approx((1.03, -0.26, 2.33), abs=0.005)
+    assert claims.welch_interval([0.9, 0.92, 0.94], [0.1, 0.1, 0.1], level=0.99)[1] < \
+        claims.welch_interval([0.9, 0.92, 0.94], [0.1, 0.1, 0.1])[1]  # a wider interval at 99%
+    assert claims.welch_interval([0.5, 0.5], [0.4, 0.4]) == pytest.approx((0.1, 0.1, 0.1))  # no spread at all
+    with pytest.raises(ConfigError, match="at least 2"):
+        claims.welch_interval([0.9], [0.1, 0.2])
+
+
+def test_rule_text_says_not_shown_rather_than_equal():
+    from course_lib.stats import compare_accuracies
+
+    resnet, plain = [0.968, 0.960, 0.966], [0.958, 0.958, 0.947]
+    text = claims.rule_text(compare_accuracies(resnet, plain, 1000))
+    assert text == ("not shown to be real (Welch p = 0.09 >= 0.05; 1.03 points is also inside the wider Wilson "
+                    "half-width, 1.3 points)")
+    tight = claims.rule_text(compare_accuracies([0.965, 0.966, 0.9655], [0.960, 0.961, 0.9605], 1000))
+    assert tight == ("too small for the test set: Welch p < 0.001, but 0.50 points is inside the wider Wilson "
+                     "half-width, 1.2 points")
+    assert claims.rule_text(compare_accuracies([0.9], [0.1], 1000)).startswith("not evidence")
+    run = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[0.1]] * 3},
+                {"BlogResNet": [[a] for a in resnet], "BlogPlain": [[a] for a in plain]})
+    assert claims.differences(run)[0]["interval"] == pytest.approx(claims.welch_interval(resnet, plain))
+    assert "difference +1.03 points, Welch 95% CI [-0.26, +2.33] -> not shown" in claims.format_differences(run)
+
+
+def test_family_rate_counts_only_the_comparisons_that_were_tested():
+    three = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[0.1]] * 3, "BlogCNN": [[0.1]] * 3},
+                  {"BlogResNet": [[0.97], [0.96], [0.95]], "BlogPlain": [[0.9], [0.91], [0.92]],
+                   "BlogCNN": [[0.95], [0.96], [0.97]]})
+    one = _fake({"BlogResNet": [[0.1]], "BlogPlain": [[0.1]]}, {"BlogResNet": [[0.9]], "BlogPlain": [[0.1]]})
+    assert claims.tested_comparisons((three, claims.PAIRS), (one, claims.PAIRS)) == 2  # one seed: never tested
+    text = claims.format_family_rate(7)
+    assert "1 - 0.95^7 = 30%" in text and "7 x 5% = 35%" in text
+
+
+def test_skips_lead_names_the_plain_twins_stall():
+    short = _fake({"BlogResNet": [[1.0, 0.5]] * 3, "BlogPlain": [[2.3, 2.3]] * 3},
+                  {"BlogResNet": [[0.8, 0.92], [0.8, 0.94], [0.8, 0.91]], "BlogPlain": [[0.1, 0.1]] * 3})
+    text = claims.format_skips_lead(("live run", short))
+    assert text.startswith("live run (the MNIST sample, 3 seeds), step 20: BlogResNet ahead by 82.33 points")
+    assert "a real difference (Welch p < 0.001" in text and "left ln 10 in 0 of 3 seeds by then" in text
+
+
+def test_combined_results_keep_each_parts_date_and_source():
+    first = _fake({"BlogCNN": [[0.5, 0.4]], "BlogResNet": [[0.5, 0.4]]})
+    second = _fake({"BlogCNN (PyTorch init)": [[2.3, 2.3, 1.0]]})
+    second["meta"] = dict(second["meta"], date="the next day")
+    both = cmp.combine(first, second)
+    lines = claims.measured_on_lines(both)
+    assert len(lines) == 2 and lines[0].endswith("today (BlogCNN, BlogResNet)")
+    assert lines[1].endswith("the next day (BlogCNN (PyTorch init))")
+    assert claims.format_seed_spread(both).splitlines()[:2] == lines
+    assert cmp.combine(both, _fake({"BlogPlain": [[0.3, 0.2]]}))["meta"]["parts"][2]["models"] == ["BlogPlain"]
+    table = claims.format_first_epochs(both, epochs=2)
+    assert "0.500 / 50.0%" in table and "2.300 / 50.0%" in table and len(table.splitlines()) == 6
+
+
 # --------------------------------------------------------------------------- the verdict
 
 
@@ -119,7 +194,7 @@ def test_verdicts_judge_only_the_exact_protocol_with_three_seeds():
     assert rows["BlogResNet: test accuracy 99.5%"] == "**not reproduced**: ours is 1.0 points below the claim"
     assert rows["Implied: the ResNet beats the CNN"].startswith(
         "BlogResNet ahead by 1.50 points: **a real difference**")
-    assert "within seed noise" in rows["Implied: the skips are what make it better"]
+    assert "not shown to be real (Welch p = " in rows["Implied: the skips are what make it better"]
     on_sample = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_three_seeds())}
     assert on_sample["BlogResNet: train loss 0.04"].startswith("**not comparable**")
     assert on_sample["BlogCNN: test accuracy 97.0%"].startswith("**not verified**: measured on the MNIST sample")
@@ -140,12 +215,25 @@ def test_plots_save_pngs(compare_result, tmp_path, monkeypatch):
 
     monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
     figures.plot_curves(compare_result, name="04_test_curves")
-    fig = figures.plot_claims([("the test data", compare_result)], name="04_test_claims")
-    claims_ax, ours_ax = fig.axes[:2]
+    fig = figures.plot_curves(compare_result, name=None, mean_over_seeds=True)
+    assert len(fig.axes[0].get_legend().get_texts()) == 3  # one line per model (2) and the chance loss
+    tied = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[0.1]] * 3},
+                 {"BlogResNet": [[0.968], [0.960], [0.966]], "BlogPlain": [[0.958], [0.958], [0.947]]})
+    one = _fake({"BlogResNet": [[0.1]], "BlogPlain": [[0.1]]}, {"BlogResNet": [[0.90]], "BlogPlain": [[0.89]]},
+                n_test=10_000)
+    fig = figures.plot_claims([("the test data", tied), ("one seed", one)], name="04_test_claims")
+    claims_ax, ours_ax, one_ax = fig.axes[:3]
     assert claims_ax.get_yscale() == "linear" and not claims_ax.patches  # dots and error bars, no bars
     low, high = claims_ax.get_ylim()
     assert 95 < low and high < 101  # zoomed on the claims, not 0-100
+    spans = [ax.get_ylim()[1] - ax.get_ylim()[0] for ax in fig.axes[:3]]
+    assert spans == pytest.approx([spans[0]] * 3)  # the same number of points in every panel
+    xs = {round(x, 3) for line in ours_ax.get_lines() if len(line.get_xdata()) == 3 for x in line.get_xdata()}
+    assert len(xs) == 6  # each seed its own x, so the plain twin's two tied seeds are two dots, not one
     assert "full MNIST" in claims_ax.get_title() and "the test data" in ours_ax.get_title()
+    labels = [t.get_text() for t in one_ax.get_legend().get_texts()]
+    assert labels and all("mean" not in t for t in labels) and "one run" in labels[0]  # one seed is not a mean
+    assert any("mean" in t.get_text() for t in ours_ax.get_legend().get_texts())
     plt.close("all")
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["04_test_claims.png", "04_test_curves.png"]
 

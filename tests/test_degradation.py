@@ -18,7 +18,7 @@ from course_lib.models import plain_net
 from course_lib.profiles import PROFILES
 from course_lib.training import fit, seed_everything
 
-RUN_KEYS = {"kind", "depth", "seed", "epochs", "steps", "final_train_loss", "test_acc", "curve"}
+RUN_KEYS = {"kind", "depth", "seed", "epochs", "steps", "final_train_loss", "test_acc", "gradient_ratio", "curve"}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,24 @@ def test_gradient_norms_one_per_weight_layer_and_grads_cleared(batch):
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_tiny_gradients_are_measured_not_rounded_to_zero(batch):
+    seed_everything(0)
+    norms = D.gradient_norms(D.regime_net("plain", 56, "no BN, default init"), *batch)
+    assert all(n > 0 for n in norms)  # a float32 norm would give exact zeros for the first layers
+    assert 1e-30 < D.input_to_output_ratio(norms) < 1e-15
+
+
+def test_output_gradients_follow_the_variance_argument_and_biases_explain_the_weight_gradients(batch):
+    rows = {(r["regime"], r["depth"]): r for r in D.prediction_rows(*batch, depths=(32,))}
+    default, he = rows["no BN, default init", 32], rows["no BN, He init", 32]
+    assert default["predicted"] == pytest.approx(math.log10(math.sqrt(6)), abs=0.02)
+    assert abs(default["output"] - default["predicted"]) < 0.1  # the backward signal: what the argument predicts
+    assert abs(default["weight_zero_bias"]) < 0.1 < default["weight"]  # zero biases: the inputs shrink too
+    assert abs(he["output"]) < 0.1 and abs(he["predicted"]) < 0.02
+    seed_everything(0)
+    assert len(D.output_gradient_norms(D.regime_net("plain", 8, "BN, He init"), *batch)) == 8
+
+
 def test_three_regimes_vanish_stay_level_and_explode(flow):
     regimes = list(D.REGIMES)
     assert set(flow) == {D.net_label(kind, d, r) for r in regimes for kind, d in
@@ -100,7 +118,9 @@ def test_three_regimes_vanish_stay_level_and_explode(flow):
         assert 0.1 < ratio[f"plain-{depth}, no BN, He init"] < 10
         assert abs(D.orders_per_layer(flow[f"plain-{depth}, no BN, He init"])) < 0.1
     # BN: grows toward the input, more with depth (exploding)
-    assert ratio["plain-32, BN"] > 3 * ratio["plain-8, BN"] and ratio["plain-32, BN"] > 10
+    for init in ("default init", "He init"):
+        assert ratio[f"plain-32, BN, {init}"] > 3 * ratio[f"plain-8, BN, {init}"] > 0
+        assert ratio[f"plain-32, BN, {init}"] > 10
     # the residual net stays within a small factor without BN
     assert 1e-2 < ratio["residual-32, no BN, default init"] < 1e2
 
@@ -126,7 +146,7 @@ def test_gradient_flow_is_reproducible(batch):
 def test_gradient_table_and_plot(flow, tmp_figures, capsys):
     D.print_gradient_ratios(flow)
     out = capsys.readouterr().out
-    assert "plain-32, BN" in out and "grows" in out and "shrinks" in out
+    assert "plain-32, BN, He init" in out and "grows" in out and "shrinks" in out
     D.plot_gradient_flow(flow, name="t_flow")
     assert (tmp_figures / "t_flow.png").is_file()
 
@@ -169,7 +189,7 @@ def test_cli_smoke_sweep_writes_steps_next_to_every_loss(tmp_path, capsys):
         assert set(run) == RUN_KEYS
         assert run["steps"] == run["epochs"] * per_epoch == len(run["curve"])
         assert run["final_train_loss"] == pytest.approx(D.final_loss(run["curve"]), rel=1e-3)
-        assert 0.0 <= run["test_acc"] <= 1.0
+        assert 0.0 <= run["test_acc"] <= 1.0 and run["gradient_ratio"] > 0
     printed = capsys.readouterr().out
     assert "plain-4 " in printed and "seed spread" in printed and "after 12 SGD steps" in printed
 
@@ -184,6 +204,7 @@ def test_verdict_holds_when_the_gap_stays_and_fails_otherwise():
     assert v["holds"] and v["deepest"] == 32 and v["reference_depth"] == 8 and v["budgets"] == [64, 192]
     assert v["spread"] == pytest.approx(0.05) and v["seeds"][0]["gap"] == pytest.approx(1.1)
     assert v["seeds"][0]["gap_small"] == pytest.approx(0.5) and v["seeds"][0]["gap_kept"]
+    assert v["seeds"][0]["gap_widened"] and v["welch_p"] < 0.05
     noisy = D.degradation_verdict(two_budget_result(noisy_seed_loss=3.0))  # spread 1.5 > the gap of seed 0
     assert not noisy["holds"] and not noisy["seeds"][0]["deeper_plain_is_worse"]
     worse_residual = D.degradation_verdict(two_budget_result(residual_large=1.9))
@@ -191,6 +212,8 @@ def test_verdict_holds_when_the_gap_stays_and_fails_otherwise():
     slow_start = D.degradation_verdict(two_budget_result(deep_small=2.4, deep_large=0.6))  # gap 0.9 -> 0.2
     assert not slow_start["holds"] and not any(p["gap_kept"] for p in slow_start["seeds"])
     assert all(p["deeper_plain_is_worse"] for p in slow_start["seeds"])  # only the third fact fails
+    narrowed = D.degradation_verdict(two_budget_result(deep_small=3.0))  # gap 1.5 -> 1.1: kept half, narrowed
+    assert not narrowed["holds"] and all(p["gap_kept"] and not p["gap_widened"] for p in narrowed["seeds"])
 
 
 def test_verdict_needs_two_depths():
@@ -202,12 +225,15 @@ def test_summary_verdict_text_and_plots(tmp_figures, capsys):
     result = two_budget_result()
     rows = {(r["kind"], r["depth"]): r for r in D.summarize(result)}
     assert rows[("plain", 32)]["steps"] == 192 and rows[("plain", 32)]["loss_mean"] == pytest.approx(1.525)
-    assert rows[("plain", 32)]["loss_spread"] == pytest.approx(0.05)
+    assert rows[("plain", 32)]["loss_sd"] == pytest.approx(0.05 / 2 ** 0.5)
     D.print_summary(result)
     D.print_verdict(result)
+    D.print_catch_up(result)
+    D.print_trained_gradients(result)
     out = capsys.readouterr().out
     assert "after 64 SGD steps" in out and "after 192 SGD steps" in out
-    assert "not a slow start" in out
+    assert "did not narrow from 64 to 192 steps" in out and "Welch" in out
+    assert "plain-32 after k times the steps vs plain-8 after 64 steps" in out and "k = 3" in out
     D.plot_sweep_curves(result, name="t_curves")
     D.plot_sweep_depth(result, name="t_depth")
     assert {p.name for p in tmp_figures.iterdir()} == {"t_curves.png", "t_depth.png"}

@@ -25,12 +25,19 @@ def test_diagrams_are_saved_as_png(tmp_path, monkeypatch):
     plt.close("all")
 
 
-def test_skips_in_the_residual_colour_and_the_branch_in_the_plain_colour():
+def _fill_colours(*axes) -> set[str]:
+    return {to_hex(p.get_facecolor()) for ax in axes for p in ax.patches}
+
+
+def test_skips_in_the_residual_colour_and_no_plain_colour_inside_residual_nets():
     fig = diagrams.draw_residual_blocks(name=None)
     plain_panel, skip_panel, projection_panel = (_line_colours(fig.axes[i]) for i in range(3))
     assert COLORS["residual"].lower() not in plain_panel  # the plain block has no shortcut
-    assert {COLORS["residual"].lower(), COLORS["plain"].lower()} <= skip_panel
-    assert COLORS["residual"].lower() in projection_panel
+    assert COLORS["residual"].lower() in skip_panel and COLORS["residual"].lower() in projection_panel
+    assert "BN(Wx)" in fig.axes[2].get_title()  # the projection is a 1x1 conv followed by BN
     blog = diagrams.draw_blog_resnet(name=None)
     assert COLORS["residual"].lower() in _line_colours(*blog.axes)  # its two identity skips
+    plain_tints = {diagrams._tint(COLORS["plain"], a) for a in (0.0, 0.65, 0.8, 0.92)}
+    for ax in (*fig.axes, *blog.axes):  # layers are neutral grey: the plain colour means plain nets
+        assert COLORS["plain"].lower() not in _line_colours(ax) and not (_fill_colours(ax) & plain_tints)
     plt.close("all")

@@ -28,6 +28,14 @@ def test_check_layer_gradient_norms_passes_the_solution_and_explains_failures():
 
     assert "reverse order" in str(nb01.check_layer_gradient_norms(reversed_order))
 
+    def float32_norms(model, images, labels):  # the classic slip: plain-56's first layers underflow to 0
+        model.train()
+        F.cross_entropy(model(images), labels).backward()
+        return [m.weight.grad.norm().item() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    report = nb01.check_layer_gradient_norms(float32_norms)
+    assert not report.passed and "double()" in str(report)
+
     def crashes(model, images, labels):
         return model(images_typo)  # noqa: F821
 

@@ -76,7 +76,7 @@ def test_solution_and_reference_pass_every_check():
     for block_cls in (SolutionPreActBlock, PreActBlock):
         report = check_preact_block(block_cls)
         assert report.passed, str(report)
-        assert len(report.lines) == 4 + 3 + 4  # shapes, identity (train, eval, not without zero-init), params
+        assert len(report.lines) == 4 + 3 + 4 + 2  # shapes, identity (train, eval, not without zero-init), params, outputs
 
 
 @pytest.mark.parametrize("args", [(16, 16, 1), (16, 16, 2), (16, 32, 1), (16, 32, 2)])
@@ -132,3 +132,69 @@ def test_student_error_is_reported_with_their_line_not_a_course_lib_traceback():
 def test_wrong_signature_and_non_module_are_explained():
     assert "zero_init=False" in str(check_preact_block(NoZeroInitArgument))
     assert "derived from nn.Module" in str(check_preact_block(lambda *a: None))
+
+
+class ProjectsRawInput(SolutionPreActBlock):
+    """The projection takes x instead of relu(bn1(x)): same parameters, same shapes."""
+
+    def forward(self, x):
+        pre = F.relu(self.bn1(x))
+        shortcut = x if self.shortcut is None else self.shortcut(x)
+        return self.conv2(F.relu(self.bn2(self.conv1(pre)))) + shortcut
+
+
+class Bn1Unused(SolutionPreActBlock):
+    def forward(self, x):
+        pre = F.relu(x)
+        shortcut = x if self.shortcut is None else self.shortcut(pre)
+        return self.conv2(F.relu(self.bn2(self.conv1(pre)))) + shortcut
+
+
+class ReluBeforeBN(SolutionPreActBlock):
+    def forward(self, x):
+        pre = self.bn1(F.relu(x))
+        shortcut = x if self.shortcut is None else self.shortcut(pre)
+        return self.conv2(self.bn2(F.relu(self.conv1(pre)))) + shortcut
+
+
+class AuditorsBlock(nn.Module):
+    """Other layer names, projection on the raw x, bn1 unused, relu and BN swapped in the branch."""
+
+    def __init__(self, i, o, stride=1, zero_init=False):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(i)
+        self.conv1 = nn.Conv2d(i, o, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(o)
+        self.conv2 = nn.Conv2d(o, o, 3, 1, 1, bias=False)
+        self.sc = None if (stride == 1 and i == o) else nn.Conv2d(i, o, 1, stride, bias=False)
+        if zero_init:
+            nn.init.zeros_(self.conv2.weight)
+
+    def forward(self, x):
+        s = x if self.sc is None else self.sc(x)
+        out = self.conv1(F.relu(x))
+        return self.conv2(self.bn2(F.relu(out))) + s
+
+
+@pytest.mark.parametrize("wrong", [ProjectsRawInput, Bn1Unused, ReluBeforeBN, AuditorsBlock])
+def test_wrong_blocks_with_the_right_shapes_and_counts_fail_the_output_check(wrong):
+    report = check_preact_block(wrong)
+    fails = failures(report)
+    assert not report.passed and fails and all(f.startswith("outputs (") for f in fails)
+    assert any("eval mode" in f for f in fails) and any("train mode" in f for f in fails)
+    if wrong is ProjectsRawInput:  # only the blocks with a projection are wrong
+        assert not any("(16, 16, stride=1) by" in f for f in fails) and all("(16, 32, stride=2) by" in f for f in fails)
+
+
+def test_the_output_check_matches_other_layer_names_by_shape():
+    class Renamed(SolutionPreActBlock):
+        def __init__(self, in_channels, out_channels, stride=1, zero_init=False):
+            super().__init__(in_channels, out_channels, stride, zero_init)
+            self.proj, self.shortcut = self.shortcut, None
+
+        def forward(self, x):
+            pre = F.relu(self.bn1(x))
+            shortcut = x if self.proj is None else self.proj(pre)
+            return self.conv2(F.relu(self.bn2(self.conv1(pre)))) + shortcut
+
+    assert check_preact_block(Renamed).passed

@@ -17,7 +17,10 @@ def test_the_solution_and_the_library_block_pass_including_weight_parity():
         report = check_bottleneck(block_cls)
         assert report.passed, str(report)
         text = str(report)
-        assert "25,557,032 parameters" in text and "output shape (1, 1000)" in text and "outputs match" in text
+        assert "25,557,032 parameters" in text and "output shape (2, 1000)" in text
+        assert "eval mode (running statistics): with torchvision's weights copied in" in text
+        assert "train mode (batch statistics): with torchvision's weights copied in" in text
+        assert text.count("outputs match") == 2
 
 
 def test_the_stub_reports_not_implemented_without_raising():
@@ -98,3 +101,36 @@ def test_a_forgotten_shortcut_and_a_crash_are_reported_with_the_students_line():
 
     text = str(check_bottleneck(Crashes))
     assert "AttributeError" in text and "self.conv4(x)" in text and "course_lib/exercises" not in text
+
+
+class ReluBeforeBN(SolutionBottleneck):
+    """conv -> relu -> BN: invisible with fresh BatchNorms (weight 1, bias 0, mean 0, variance 1)."""
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn1(self.relu(self.conv1(x)))
+        out = self.bn2(self.relu(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+def test_a_relu_before_its_batchnorm_fails_the_output_comparison():
+    fails = _fails(check_bottleneck(ReluBeforeBN))
+    assert len(fails) == 1 and "eval mode" in fails[0] and "outputs differ" in fails[0] and "conv -> BN -> relu" in fails[0]
+
+
+def test_randomised_batchnorm_is_what_makes_the_misplaced_bn_visible():
+    from course_lib.lessons.building_resnets import compare_outputs, randomize_batchnorm
+    from course_lib.models import ResNet
+
+    torch.manual_seed(0)
+    right, wrong = ResNet(SolutionBottleneck, [1, 1, 1, 1]), ResNet(ReluBeforeBN, [1, 1, 1, 1])
+    x = torch.randn(2, 3, 64, 64)
+    wrong.load_state_dict(right.state_dict())
+    with torch.no_grad():  # fresh BNs: the two orders agree to float precision in eval mode
+        assert torch.allclose(right.eval()(x), wrong.eval()(x), rtol=1e-4, atol=1e-5)
+    parity = compare_outputs(right, wrong, x)
+    assert not parity.allclose and not parity.allclose_train and not parity.passed
+    assert compare_outputs(right, ResNet(SolutionBottleneck, [1, 1, 1, 1]), x).passed
+    bn = randomize_batchnorm(nn.BatchNorm2d(8), seed=1)
+    assert not torch.allclose(bn.weight, torch.ones(8)) and not torch.allclose(bn.running_var, torch.ones(8))

@@ -54,3 +54,15 @@ def test_the_hidden_solution_in_the_notebook_passes_the_check():
     namespace = {"fmean": fmean, "welch_p_value": welch_p_value, "accuracy_interval": accuracy_interval}
     exec(code, namespace)  # noqa: S102 - the notebook's own solution, run as the student would
     assert nb04.check_real_difference(namespace["real_difference"]).passed
+
+
+def test_no_committed_output_shows_the_expected_answers():
+    """The check's PASS lines list every case with its expected answer; only the student's own run may show them."""
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        assert "real_difference_solution" not in "".join(cell["source"]), "the solution is checked in the tests"
+        shown = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                        for o in cell.get("outputs", []))
+        assert "PASS" not in shown and "All checks passed" not in shown

@@ -20,7 +20,9 @@ def test_lesion_check_passes_the_solution_and_the_library_agrees_with_it():
     assert report.passed, str(report)
     nets, x = nb05._example_nets()
     for net in nets.values():
-        y = net(x).argmax(1)
+        assert net.training  # the example nets come in training mode: the function must switch modes itself
+        y = nb05._intact_labels(net, x)
+        assert net.training
         accs = [lesion_accuracy(net, x, y, blocks) for blocks in nb05.LESION_CASES]
         assert accs[0] == 1.0 and max(accs[1:]) < 0.9  # the example nets do notice a lesion
         assert accs == pytest.approx([nb05.solution_lesion_accuracy(net, x, y, list(b)) for b in nb05.LESION_CASES])
@@ -52,6 +54,46 @@ def test_lesion_check_names_the_usual_mistakes():
         return model.body[10]
 
     assert "IndexError" in str(nb05.check_lesion(crashes))
+
+
+def _lesion_without_mode_handling(model, x, y, blocks, use_eval):
+    saved = {i: model.body[i] for i in blocks}
+    try:
+        for i in saved:
+            model.body[i] = nn.Identity()
+        if use_eval:
+            model.eval()  # ... and never back to the mode the model came in
+        with torch.no_grad():
+            return (model(x).argmax(1) == y).float().mean().item()
+    finally:
+        for i, block in saved.items():
+            model.body[i] = block
+
+
+def test_lesion_check_fails_a_function_that_forgets_eval_mode():
+    report = nb05.check_lesion(lambda m, x, y, b: _lesion_without_mode_handling(m, x, y, b, use_eval=False))
+    text = str(report)
+    assert not report.passed
+    assert "BatchNorm running statistics changed" in text and "model.eval()" in text
+
+
+def test_lesion_check_fails_a_function_that_leaves_the_model_in_eval_mode():
+    report = nb05.check_lesion(lambda m, x, y, b: _lesion_without_mode_handling(m, x, y, b, use_eval=True))
+    text = str(report)
+    assert not report.passed and "left in eval mode" in text and "model.train(was_training)" in text
+    assert "kept its BatchNorm running statistics" in text  # every accuracy and the statistics are right
+
+
+def test_the_solution_restores_training_and_eval_mode_and_the_statistics():
+    nets, x = nb05._example_nets()
+    for net in nets.values():
+        y = nb05._intact_labels(net, x)
+        for mode in (True, False):
+            net.train(mode)
+            stats = {k: v.clone() for k, v in net.state_dict().items()}
+            nb05.solution_lesion_accuracy(net, x, y, [1, 2])
+            assert net.training is mode
+            assert all(torch.equal(v, stats[k]) for k, v in net.state_dict().items())
 
 
 def test_lesioning_a_copy_is_also_accepted():

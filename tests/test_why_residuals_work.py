@@ -12,8 +12,10 @@ from torch import nn
 from course_lib import ConfigError, plain_net, residual_net, seed_everything
 from course_lib.lessons.why_residuals_work import experiments as why
 from course_lib.data import Data, DataInfo
-from course_lib.lessons.why_residuals_work.landscape import (filter_normalize, loss_at, loss_surface, plot_contours, plot_slices_1d,
-                                  random_direction, summarise_surface)
+from course_lib.lessons.why_residuals_work.landscape import (filter_normalize, loss_at, loss_surface, lowest_point,
+                                                           plot_contours, plot_slices_1d, random_direction,
+                                                           rise_by_distance, summarise_surface)
+from course_lib.training import History
 from course_lib.lessons.why_residuals_work.lesion import (blocks_deleted, gradient_by_path_length, lesion_accuracy, lesion_explorer,
                                lesion_table, path_length_counts, plot_lesion_choice, plot_path_lengths,
                                plot_random_deletions, plot_single_deletions, random_block_sets, single_deletions)
@@ -197,6 +199,74 @@ def test_summarise_surface_counts_interior_basins_and_ignores_the_edge():
     assert len(summarise_surface(slope)["interior_minima"]) == 1
 
 
+def _bowl(c, scale=1.0, power=1, shift=0.0, floor=0.1):
+    a, b = np.meshgrid(c, c)
+    return {"coords": list(c), "loss": (scale * ((a - shift) ** 2 + b ** 2) ** power + floor).tolist()}
+
+
+def test_rise_by_distance_averages_square_rings_around_theta():
+    c = np.linspace(-1, 1, 11)  # step 0.2
+    rise = rise_by_distance(_bowl(c))
+    assert list(rise) == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    # ring max(|a|, |b|) = 0.2: 4 edge midpoints at 0.04 and 4 corners at 0.08 (the centre's 0.1 taken off)
+    assert rise[0.2] == pytest.approx(0.06)
+    assert list(rise_by_distance(_bowl(c), (0.2, 0.21, 0.6))) == pytest.approx([0.2, 0.6])  # nearest, no repeats
+    one_d = {"coords": list(c), "loss": list(c ** 2 + 5)}
+    assert list(rise_by_distance(one_d, (0.4,)).items()) == [(pytest.approx(0.4), pytest.approx(0.16))]
+
+
+def test_lowest_point_says_how_far_from_theta_and_how_much_lower():
+    c = np.linspace(-1, 1, 11)
+    centred = lowest_point(_bowl(c))
+    assert centred["steps"] == 0 and centred["drop"] == pytest.approx(0.0) and centred["coords"] == (0.0, 0.0)
+    off = lowest_point(_bowl(c, shift=0.2))  # the minimum sits one grid step along a
+    assert off["steps"] == 1 and off["coords"] == pytest.approx((0.2, 0.0)) and off["drop"] == pytest.approx(0.04)
+    one_d = lowest_point({"coords": list(c), "loss": list((c + 0.4) ** 2)})
+    assert one_d["steps"] == 2 and one_d["coords"] == pytest.approx((-0.4,))
+
+
+def test_landscape_table_and_comparison_tell_near_from_far():
+    c = np.linspace(-1, 1, 21)
+
+    def pairs(surface_2d):
+        s1 = {"coords": list(c), "loss": surface_2d["loss"][10], "acc": [1.0] * 21}
+        return {"pairs": [dict(seeds=[1, 2], surface=surface_2d, slice=s1, summary=summarise_surface(surface_2d))]}
+
+    # plain: a parabola; residual: flat near theta, steep far out (a quartic), from a lower floor
+    result = {"plain": pairs(_bowl(c, scale=4.0)), "residual": pairs(_bowl(c, scale=16.0, power=2, floor=0.01)),
+              "direction_seeds": [[1, 2]]}
+    table = why.landscape_table(result)
+    assert "rise at 0.1/0.2/0.3" in table
+    plain_row = table.splitlines()[1].split()
+    want = [round(v, 2) for v in rise_by_distance(result["plain"]["pairs"][0]["surface"], why.NEAR).values()]
+    assert [float(v) for v in plain_row[4].split("/")] == want  # the three rises, next to the highest loss
+    assert rise_by_distance(result["residual"]["pairs"][0]["surface"])[0.1] < \
+        rise_by_distance(result["plain"]["pairs"][0]["surface"])[0.1]
+    text = why.landscape_comparison(result)
+    assert "residual rise lower at distance 0.1 to 0.4, higher at 0.5 to 1" in text
+    assert "plain    2-D slices whose lowest grid point is not θ: 0 of 1" in text
+    assert "1-D slice highest loss: plain 4.1, residual 16.0" in text
+
+
+def test_figure_titles_name_the_data_without_fallback_jargon():
+    info = DataInfo("mnist", "sample (fallback)", 4000, 1000, False)
+    assert why.data_label(info) == "MNIST sample, 4,000 train / 1,000 test"
+    result = {"meta": dict(info.as_dict(), device="cpu", profile="cpu")}
+    assert why.figure_title(result) == "MNIST sample, 4,000 train / 1,000 test; device cpu; profile cpu"
+    fashion = DataInfo("fashion", "Debian package dataset-fashion-mnist", 60000, 10000, True)
+    assert why.figure_title(fashion, "smoke", "cuda") == ("Fashion-MNIST (Debian package dataset-fashion-mnist), "
+                                                          "60,000 train / 10,000 test; device cuda; profile smoke")
+
+
+def test_twin_summary_shows_whether_the_nets_were_still_learning():
+    net = _net("plain", depth=6)
+    net.history = History(records=[dict(epoch=e, train_loss=l, test_acc=a) for e, l, a in
+                                   ((1, 2.0, 0.3), (2, 0.79, 0.75), (3, 0.51, 0.863), (4, 0.396, 0.897))])
+    text = why.twin_summary({"plain": net}, n_test=1000)
+    assert "after 4 epochs" in text and "test accuracy 89.7%" in text
+    assert "last 3 epochs: training loss 0.790 -> 0.510 -> 0.396, test accuracy 75.0% -> 86.3% -> 89.7%" in text
+
+
 # --------------------------------------------------------------------------- runs, saving, plots, widget
 
 
@@ -266,6 +336,7 @@ def test_lesion_summary_and_table_number_blocks_from_zero_like_model_body():
     table = why.random_deletion_table(result, kept_block=0)
     assert "block 0 kept" in table and "block 1 kept" not in table
     assert "(always deleted)" in table  # k = 2 and 3: every draw deletes block 0
+    assert "79.5% (2 of 3)" in table  # k = 1: the mean of the 2 draws of 3 that keep block 0 (0.89, 0.7)
 
 
 def test_explorer_updates_both_nets_live(tiny_data):

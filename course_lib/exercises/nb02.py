@@ -8,7 +8,10 @@ The student writes ``MyPreActBlock(in_channels, out_channels, stride=1, zero_ini
 * with ``zero_init=True`` a shape-keeping block is the identity, on any input (negative entries included:
   nothing follows the sum), in train and in eval mode; without it, it is not;
 * its parameter count equals the reference
-  :class:`course_lib.lessons.residual_block.PreActBlock`.
+  :class:`course_lib.lessons.residual_block.PreActBlock`;
+* with its own weights (BatchNorm weight, bias and running statistics randomised) copied into that reference, it
+  computes the reference's outputs, in eval and in train mode: a BN left unused or put after its relu, or a
+  projection applied to the raw x, shows here.
 
 If the student's code raises, the report names their error and their line
 (:func:`course_lib.exercises.student_call`), never a traceback from inside course_lib.
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..lessons.building_resnets import randomize_batchnorm
 from ..lessons.residual_block import PreActBlock
 from ..models import count_params
 from . import Report, StudentCodeError, student_call
@@ -118,6 +122,68 @@ def _identity_checks(block_cls, report: Report) -> None:
         report.error(f"identity at zero-init: {err}.")
 
 
+def _matched_state(student: nn.Module, reference: nn.Module) -> dict | None:
+    """The student's weights under the reference's names: by name when the names agree, else module by module
+    (each reference BN and conv takes the student's first unused module of its kind with the same shapes, in the
+    order the student built them). None when some reference layer has no match."""
+    theirs = student.state_dict()
+    if set(theirs) == set(reference.state_dict()):
+        return theirs
+    kinds = (nn.BatchNorm2d, nn.Conv2d)
+    pool = [m for m in student.modules() if isinstance(m, kinds)]
+    state = {}
+    for ref_name, ref in reference.named_modules():
+        if not isinstance(ref, kinds):
+            continue
+        shapes = {k: v.shape for k, v in ref.state_dict().items()}
+        match = next((m for m in pool if type(m) is type(ref)
+                      and {k: v.shape for k, v in m.state_dict().items()} == shapes), None)
+        if match is None:
+            return None
+        pool.remove(match)
+        state.update({f"{ref_name}.{k}": v for k, v in match.state_dict().items()})
+    return state
+
+
+def _output_checks(blocks: dict, report: Report) -> None:
+    """The student's weights, with randomised BatchNorms, copied into the reference PreActBlock: the same outputs
+    in eval and in train mode, one line per mode. Fresh BNs (weight 1, bias 0, mean 0, variance 1) are nearly
+    the identity in eval mode and would hide a BN that is unused or in the wrong place."""
+    pairs = []
+    for (c_in, c_out, stride), block in blocks.items():
+        reference = PreActBlock(c_in, c_out, stride)
+        state = _matched_state(randomize_batchnorm(block, seed=c_in + c_out + stride), reference)
+        if state is None or count_params(block) != count_params(reference):
+            report.error(f"outputs: {_name(c_in, c_out, stride)}: its layers do not match the reference's (bn1, "
+                         f"conv1, bn2, conv2 and, where the shape changes, the shortcut), so the outputs cannot be "
+                         f"compared. Fix the parameter count first.")
+            return
+        reference.load_state_dict(state)
+        pairs.append((_name(c_in, c_out, stride), block, reference,
+                      torch.randn(BATCH, c_in, SIZE, SIZE, generator=torch.Generator().manual_seed(stride))))
+    for mode in ("eval", "train"):
+        wrong = []
+        for name, block, reference, x in pairs:
+            block.train(mode == "train"), reference.train(mode == "train")
+            try:
+                with torch.no_grad():
+                    got = student_call(f"running {name} in {mode} mode", block, x.clone())
+                    want = reference(x.clone())
+            except StudentCodeError as err:
+                report.student_error(err)
+                return
+            same = isinstance(got, Tensor) and got.shape == want.shape
+            if not (same and torch.allclose(got, want, rtol=1e-5, atol=1e-5)):
+                wrong.append(f"{name} by up to {(got - want).abs().max().item() if same else float('inf'):.3g}")
+        report.check(not wrong, f"outputs ({mode} mode): with its own weights (BatchNorm weights and statistics "
+                                f"randomised), each of the {len(pairs)} blocks computes what the reference PreActBlock "
+                                f"computes with them",
+                     f"outputs ({mode} mode): holding the same weights (BatchNorm randomised), your block and the "
+                     f"reference PreActBlock differ: {'; '.join(wrong)}. Hint: f = conv2(relu(bn2(conv1(relu(bn1(x)))"
+                     f"))): BN then relu before each conv, bn1 on the input; the projection takes relu(bn1(x)), not "
+                     f"x; nothing after the sum.")
+
+
 def check_preact_block(block_cls) -> Report:
     """Test the student's pre-activation block class and return a :class:`Report` (PASS/FAIL lines).
 
@@ -138,6 +204,7 @@ def check_preact_block(block_cls) -> Report:
                      f"parameters: {_name(c_in, c_out, stride)} has {theirs:,}, as the reference PreActBlock",
                      f"parameters: {_name(c_in, c_out, stride)} has {theirs:,}, the reference PreActBlock has "
                      f"{expected:,} ({theirs - expected:+,}).{_param_hint(theirs, expected, c_in, c_out)}")
+    _output_checks(blocks, report)
     return report
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..lessons.building_resnets import copy_weights
+from ..lessons.building_resnets import copy_weights, randomize_batchnorm
 from ..models import Bottleneck, ResNet, count_params, shortcut
 from . import Report, StudentCodeError, student_call
 
@@ -56,8 +56,8 @@ def _block_checks(block_cls, report: Report) -> bool:
             out = student_call("running its forward", block, torch.randn(BATCH, inplanes, SIZE, SIZE))
         except StudentCodeError as err:
             if "NotImplementedError" in str(err):
-                report.error("not implemented yet: replace each `raise NotImplementedError` by your code, "
-                             "then run this cell again")
+                report.error(f"MyBottleneck is not implemented yet: {err}. Replace each `raise NotImplementedError` "
+                             f"by your code, then run this cell again.")
                 return False
             report.error(f"{name}: {err}.")
             continue
@@ -93,32 +93,45 @@ def _network_checks(block_cls, report: Report) -> None:
                         f"ResNet(MyBottleneck, [3, 4, 6, 3]) has {count_params(ours):,} parameters, torchvision's "
                         f"resnet50 has {want:,}."):
         return
-    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    randomize_batchnorm(theirs)  # fresh BNs are near the identity and would hide a BN in the wrong place
     try:
         copied = copy_weights(theirs, ours)
     except ConfigError as err:
         report.error(f"torchvision's weights do not load into your network: {err} Name the layers as torchvision "
                      f"does: conv1, bn1, conv2, bn2, conv3, bn3, relu, downsample.")
         return
-    theirs.eval(), ours.eval()
+    for mode in ("eval", "train"):
+        if not _compare_mode(theirs, ours, x, mode, copied, report):
+            return
+
+
+def _compare_mode(theirs: nn.Module, ours: nn.Module, x: Tensor, mode: str, copied: int, report: Report) -> bool:
+    """Run both networks in ``mode`` on ``x``; one PASS/FAIL line; False when the check cannot go on."""
+    theirs.train(mode == "train"), ours.train(mode == "train")
+    stats = "running statistics" if mode == "eval" else "batch statistics"
     with torch.no_grad():
         want_out = theirs(x)
         try:
-            got = student_call("running your ResNet-50 on a 1 x 3 x 64 x 64 image", ours, x)
+            got = student_call(f"running your ResNet-50 on a 2 x 3 x 64 x 64 input in {mode} mode", ours, x)
         except StudentCodeError as err:
-            report.error(f"the network: {err}.")
-            return
+            report.student_error(err)
+            return False
     if not report.check(isinstance(got, Tensor) and got.shape == want_out.shape,
-                        f"output shape {tuple(want_out.shape)} for a 1 x 3 x 64 x 64 image, as torchvision's",
+                        f"output shape {tuple(want_out.shape)} for a 2 x 3 x 64 x 64 input ({mode} mode), as "
+                        f"torchvision's",
                         f"output {tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__}, "
                         f"torchvision's is {tuple(want_out.shape)}"):
-        return
+        return False
     diff = (got - want_out).abs().max().item()
-    report.check(torch.allclose(got, want_out, rtol=1e-5, atol=1e-6),
-                 f"with torchvision's weights copied in ({copied} tensors), the outputs match (max |diff| {diff:.1g})",
-                 f"with torchvision's weights copied in, the outputs differ (max |diff| {diff:.2g}). Hint: "
-                 f"torchvision puts the stride on the 3x3 conv (ResNet v1.5), not on the first 1x1; and the relu "
-                 f"comes after the addition.")
+    return report.check(
+        torch.allclose(got, want_out, rtol=1e-5, atol=1e-6),
+        f"{mode} mode ({stats}): with torchvision's weights copied in ({copied} tensors, BatchNorm weights and "
+        f"statistics randomised), the outputs match (max |diff| {diff:.1g})",
+        f"{mode} mode ({stats}): with torchvision's weights copied in (BatchNorm randomised), the outputs differ "
+        f"(max |diff| {diff:.2g}). Hint: each conv is followed by its BatchNorm, then the relu (conv -> BN -> relu); "
+        f"torchvision puts the stride on the 3x3 conv (ResNet v1.5), not on the first 1x1; and the last relu comes "
+        f"after the addition.")
 
 
 def check_bottleneck(block_cls) -> Report:

@@ -31,9 +31,10 @@ def _not_done(report: Report, err: StudentCodeError) -> Report:
 
 
 def _example_nets(seed: int = 0) -> tuple[dict[str, nn.Module], torch.Tensor]:
-    """A seeded plain and residual net of 4 blocks (depth 10, width 8) with non-trivial BatchNorm, in eval
-    mode, and 96 random images. Untrained: :func:`check_lesion` labels the images with each net's own intact
-    predictions, so intact accuracy is 100% and every deleted block costs some."""
+    """A seeded plain and residual net of 4 blocks (depth 10, width 8) with non-trivial BatchNorm, in
+    *training* mode (a lesion function must switch to eval mode itself and switch back), and 96 random images.
+    Untrained: :func:`check_lesion` labels the images with each net's own intact eval-mode predictions, so
+    intact accuracy is 100% and every deleted block costs some."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(96, 1, 28, 28, generator=g)
     nets = {}
@@ -54,8 +55,43 @@ def _example_nets(seed: int = 0) -> tuple[dict[str, nn.Module], torch.Tensor]:
             w = torch.randn(10, pooled.shape[1], generator=g) / pooled.std(0).clamp_min(1e-6)
             net.head.weight.copy_(w)
             net.head.bias.copy_(-(w @ pooled.mean(0)))
-        nets[kind] = net
+        nets[kind] = net.train()
     return nets, x
+
+
+def _intact_labels(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The intact net's eval-mode predictions; the net is left in the mode it was in."""
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            return net.eval()(x).argmax(1)
+    finally:
+        net.train(was_training)
+
+
+def _bn_statistics(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in net.state_dict().items() if "running_" in k or "num_batches_tracked" in k}
+
+
+def _what_changed(net: nn.Module, body: list, params: dict, stats: dict, training: bool) -> set[str]:
+    """Which of "mode", "statistics", "blocks" the student's call changed; then puts all of it back, so that
+    the next case starts from the same net."""
+    changed = set()
+    if net.training != training:
+        changed.add("mode")
+    if any(not torch.equal(v, stats[k]) for k, v in _bn_statistics(net).items()):
+        changed.add("statistics")
+    if (len(net.body) != len(body) or any(a is not b for a, b in zip(net.body, body))
+            or any(not torch.equal(p, params[k]) for k, p in net.named_parameters())):
+        changed.add("blocks")
+    with torch.no_grad():
+        for i, block in enumerate(body):
+            net.body[i] = block
+        for k, p in net.named_parameters():
+            p.copy_(params[k])
+        net.load_state_dict({**net.state_dict(), **stats})
+    net.train(training)
+    return changed
 
 
 def _lesion_hint(net: nn.Module, x, y, blocks: list[int], got: float) -> str:
@@ -73,23 +109,41 @@ def _lesion_hint(net: nn.Module, x, y, blocks: list[int], got: float) -> str:
             "blocks after it), evaluate in eval mode, then put the blocks back.")
 
 
+_CHANGED = {
+    "mode": ("is back in the mode it was given in (training mode)",
+             "was left in eval mode: remember model.training before you call model.eval(), and put it back with "
+             "model.train(was_training) in a `finally`"),
+    "statistics": ("kept its BatchNorm running statistics",
+                   "had its BatchNorm running statistics changed: a forward pass in training mode updates them. "
+                   "Call model.eval() before measuring"),
+    "blocks": ("has all its blocks and weights back afterwards",
+               "was changed by your function: put the original blocks back (a try/finally does it even after an "
+               "error), or lesion a copy.deepcopy of the model"),
+}
+
+
 def check_lesion(fn) -> Report:
     """``fn(model, x, y, blocks)`` must return the accuracy (a float in [0, 1]) of ``model`` on images ``x``
     (N x 1 x 28 x 28) and labels ``y`` (N) with the body blocks listed in ``blocks`` (numbered from 0)
-    deleted -- replaced by the identity -- and must leave the model as it found it."""
+    deleted -- replaced by the identity -- measured in eval mode, and must leave the model as it found it:
+    its blocks, its weights, its BatchNorm running statistics and its mode (the example nets come in
+    training mode)."""
     report = Report("check_lesion: your lesion against course_lib's lesion_accuracy")
     nets, x = _example_nets()
     for kind, net in nets.items():
-        with torch.no_grad():
-            y = net(x).argmax(1)  # the intact net is right on every image: deletions can only cost accuracy
-        body_before = list(net.body)
-        state_before = {k: v.clone() for k, v in net.state_dict().items()}
+        y = _intact_labels(net, x)  # the intact net is right on every image: deletions can only cost accuracy
+        body = list(net.body)
+        params = {k: p.detach().clone() for k, p in net.named_parameters()}
+        stats, training = _bn_statistics(net), net.training
+        changed: set[str] = set()
         for blocks in LESION_CASES:
             what = f"the {kind} net without blocks {blocks}"
             try:
                 got = student_call(f"measuring {what}", fn, net, x, y, list(blocks))
             except StudentCodeError as err:
                 return _not_done(report, err)
+            finally:
+                changed |= _what_changed(net, body, params, stats, training)
             try:
                 got = float(got)
             except (TypeError, ValueError):
@@ -100,27 +154,26 @@ def check_lesion(fn) -> Report:
             report.check(ok, f"{what}: {got:.1%}, as the library's lesion_accuracy",
                          f"{what}: got {got:.4g}, the library gives {want:.4g}."
                          + ("" if ok else _lesion_hint(net, x, y, list(blocks), got)))
-        same_blocks = all(a is b for a, b in zip(net.body, body_before)) and len(net.body) == len(body_before)
-        same_state = all(torch.equal(v, state_before[k]) for k, v in net.state_dict().items())
-        report.check(same_blocks and same_state, f"the {kind} net has all its blocks and weights back afterwards",
-                     f"the {kind} net was changed by your function: put the original blocks back (a try/finally "
-                     f"does it even after an error), or lesion a copy.deepcopy of the model")
+        for key, (good, bad) in _CHANGED.items():
+            report.check(key not in changed, f"the {kind} net {good}", f"the {kind} net {bad}")
     return report
 
 
 def solution_lesion_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, blocks: list[int]) -> float:
-    """Replace the listed blocks by the identity, measure accuracy, put the blocks back."""
+    """Replace the listed blocks by the identity, measure accuracy in eval mode, put the blocks and the mode back."""
     saved = {i: model.body[i] for i in blocks}
+    was_training = model.training
     try:
         for i in saved:
             model.body[i] = nn.Identity()  # a residual block without f, or a plain block removed
-        model.eval()
+        model.eval()  # stored BatchNorm statistics, and a forward pass that does not update them
         with torch.no_grad():
             predictions = model(x).argmax(dim=1)
         return (predictions == y).float().mean().item()
     finally:
         for i, block in saved.items():
             model.body[i] = block
+        model.train(was_training)
 
 
 def _example_tensors(seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

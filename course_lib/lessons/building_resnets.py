@@ -1,28 +1,22 @@
-"""Building ResNets step by step, and proving that what we built is the real thing.
+"""Building ResNets step by step, and proving that what we built is the real thing (notebook 03).
 
-Notebook 03 uses this module in five parts:
-
-* **Summaries** -- :func:`summary` and :func:`cost_table` print layer tables and
-  parameter / multiply-add (MAC) totals, from :mod:`course_lib.counting`.
-* **Growing the network** as fastbook chapter 14 does: :class:`PlainBlock`
-  (two 3x3 convs), :class:`SkipBlock` (the same layers plus ``+ x``),
-  :class:`ProjectionBlock` (a 1x1-conv shortcut where the shape changes),
-  :func:`make_stage` and :class:`GrownResNet` (stages of blocks). The modules use
-  torchvision's names (``conv1``, ``bn1``, ``downsample``, ``layer1``...), so the
-  weights of ``course_lib.models`` ResNets and torchvision's load straight in. The
-  residual branch f, the shortcut rule and zero-init are those of :mod:`course_lib.models`
-  (:class:`~course_lib.models.BasicBranch`, :func:`~course_lib.models.shortcut`).
-* **Parity** -- :func:`copy_weights`, :func:`compare_outputs` and
-  :func:`torchvision_parity` copy one network's weights into another and check
-  the parameter counts and the outputs.
-* **28x28 digits** -- :func:`shape_trace_table`, :func:`digit_variant` (ResNet-18 for digits,
-  optionally narrower), :func:`throughput_table` and :func:`train_digit_models`, sized per run
-  profile by :data:`THROUGHPUT` and :data:`DIGIT_TRAINING`.
+* **Summaries** -- :func:`summary` and :func:`cost_table`: layer tables, parameter and multiply-add (MAC)
+  totals, from :mod:`course_lib.counting`.
+* **Growing the network** as fastbook chapter 14 does: :class:`PlainBlock`, :class:`SkipBlock` (+ x),
+  :class:`ProjectionBlock` (a 1x1-conv shortcut where the shape changes), :func:`make_stage`,
+  :class:`GrownResNet`, with torchvision's layer names so that weights load straight in. The branch f, the
+  shortcut rule and zero-init are those of :mod:`course_lib.models`.
+* **Parity** -- :func:`randomize_batchnorm`, :func:`copy_weights`, :func:`compare_outputs`,
+  :func:`torchvision_parity`: parameter counts and outputs, in eval and train mode, BatchNorms randomised.
+* **28x28 digits** -- :func:`shape_trace_table`, :func:`digit_variant`, :func:`measure_throughput`,
+  :func:`train_digit_models`, sized per run profile by :data:`THROUGHPUT` and :data:`DIGIT_TRAINING`.
 
 The notebook's diagrams (``figures/03_*.png``) are drawn by :mod:`course_lib.diagrams`.
 """
 from __future__ import annotations
 
+import copy
+import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -242,7 +236,7 @@ def stage_layout(model: nn.Module) -> list[tuple[int, int, int]]:
 
 @dataclass
 class Parity:
-    """The result of copying one network's weights into another and comparing them."""
+    """The result of copying one network's weights into another and comparing them, in eval and in train mode."""
 
     name: str
     params_source: int
@@ -252,27 +246,53 @@ class Parity:
     max_abs_diff: float
     allclose: bool
     identical: bool
+    max_abs_diff_train: float = 0.0
+    allclose_train: bool = True
 
     @property
     def passed(self) -> bool:
-        return self.params_source == self.params_target and self.allclose
+        return self.params_source == self.params_target and self.allclose and self.allclose_train
 
     def outputs_sentence(self, expect_equal: bool) -> str:
         """One line saying whether the two networks, holding the same weights, compute the same outputs, and
         whether that is what was expected (``expect_equal``): a False is then a finding, not a failed check."""
-        if self.allclose:
+        same = self.allclose and self.allclose_train
+        if same:
             verdict = "the same outputs" + (" (identical)" if self.identical else f" (max |diff| {self.max_abs_diff:.1g})")
         else:
-            verdict = f"different outputs (max |diff| {self.max_abs_diff:.3g})"
-        expected = "as expected" if self.allclose == expect_equal else "NOT as expected"
+            verdict = f"different outputs (max |diff| {max(self.max_abs_diff, self.max_abs_diff_train):.3g})"
+        expected = "as expected" if same == expect_equal else "NOT as expected"
         return f"with the same weights, the two compute {verdict}: {expected}"
 
     def __str__(self) -> str:
         same = "=" if self.params_source == self.params_target else "!="
         shape = " x ".join(map(str, self.input_shape))
         return (f"{self.name}: params {self.params_target:,} {same} {self.params_source:,}; "
-                f"{self.tensors_copied} tensors copied; outputs on a {shape} input: "
-                f"allclose {self.allclose}, identical {self.identical} (max |diff| {self.max_abs_diff:.1g})")
+                f"{self.tensors_copied} tensors copied (BatchNorm randomised); outputs on a {shape} input: "
+                f"eval mode allclose {self.allclose}, identical {self.identical} (max |diff| {self.max_abs_diff:.1g}); "
+                f"train mode allclose {self.allclose_train} (max |diff| {self.max_abs_diff_train:.1g})")
+
+
+@torch.no_grad()
+def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm of ``model`` random weight, bias, running mean and running variance, in place.
+
+    A freshly built BN (weight 1, bias 0, mean 0, variance 1) is nearly the identity in eval mode, so a
+    comparison of two networks with fresh BNs cannot see where the BNs sit (conv -> relu -> BN and
+    conv -> BN -> relu then compute the same). Random values make every BN a different affine map.
+    """
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            if m.affine:
+                m.weight.copy_(torch.empty(n).uniform_(0.5, 1.5, generator=g)
+                               * torch.where(torch.rand(n, generator=g) < 0.2, -1.0, 1.0))
+                m.bias.copy_(0.5 * torch.randn(n, generator=g))
+            if m.track_running_stats:
+                m.running_mean.copy_(0.5 * torch.randn(n, generator=g))
+                m.running_var.copy_(torch.empty(n).uniform_(0.5, 2.0, generator=g))
+    return model
 
 
 def copy_weights(source: nn.Module, target: nn.Module) -> int:
@@ -293,15 +313,31 @@ def copy_weights(source: nn.Module, target: nn.Module) -> int:
     return len(theirs)
 
 
+def _max_diff(a: Tensor, b: Tensor) -> tuple[float, bool]:
+    return (a - b).abs().max().item(), torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 @torch.no_grad()
-def compare_outputs(source: nn.Module, target: nn.Module, x: Tensor, name: str = "") -> Parity:
-    """Copy ``source``'s weights into ``target``, run both on ``x`` (N x C x H x W) in eval mode, compare."""
+def compare_outputs(source: nn.Module, target: nn.Module, x: Tensor, name: str = "", seed: int = 0) -> Parity:
+    """Copy ``source``'s weights into ``target`` and compare their outputs on ``x`` (N x C x H x W, N >= 2).
+
+    The weights copied are those of a copy of ``source`` whose BatchNorms were randomised
+    (:func:`randomize_batchnorm`), so that a BN in the wrong place shows; ``source`` itself is left unchanged.
+    Both are run in eval mode (running statistics) and then in train mode (batch statistics).
+    """
+    source = randomize_batchnorm(copy.deepcopy(source), seed)
     copied = copy_weights(source, target)
     source.eval(), target.eval()
     a, b = source(x), target(x)
-    diff = (a - b).abs().max().item()
+    diff, close = _max_diff(a, b)
+    identical = torch.equal(a, b)
+    kept = copy.deepcopy(target.state_dict())  # a train-mode pass updates the running statistics
+    source.train(), target.train()
+    diff_train, close_train = _max_diff(source(x), target(x))
+    target.load_state_dict(kept)
+    target.eval()
     return Parity(name or type(target).__name__, count_params(source), count_params(target), copied,
-                  tuple(x.shape), diff, torch.allclose(a, b, rtol=1e-5, atol=1e-6), torch.equal(a, b))
+                  tuple(x.shape), diff, close, identical, diff_train, close_train)
 
 
 def torchvision_parity(depth: int, input_size: tuple = (3, 224, 224), batch: int = 2, seed: int = 0) -> Parity:
@@ -350,10 +386,10 @@ def variant_name(width_divisor: int) -> str:
 
 # How big the notebook's 28x28 runs are in each profile. ResNet-18 at 28x28 costs ~78x the
 # blog's ResNet per image, so on a CPU the run uses a narrower ResNet-18 (width_divisor).
-THROUGHPUT = {  # at least 20 timed steps per model: fewer make the rates noise
-    "smoke": dict(batch_size=2, steps=20),
-    "cpu": dict(batch_size=8, steps=20),
-    "full": dict(batch_size=128, steps=20),
+THROUGHPUT = {  # at least 20 timed steps per model, in rounds whose spread the table shows
+    "smoke": dict(batch_size=2, steps=20, rounds=5),
+    "cpu": dict(batch_size=8, steps=20, rounds=5),
+    "full": dict(batch_size=128, steps=20, rounds=5),
 }
 DIGIT_TRAINING = {
     "smoke": dict(width_divisor=8, train=500, test=500, epochs=1),
@@ -373,11 +409,10 @@ def training_throughput(model: nn.Module, batch_size: int = 64, steps: int = 20,
     return time_training_steps(model, (x, y), steps, warmup=1, lr=0.01).images_per_s
 
 
-def throughput_table(models: dict[str, nn.Module], batch_size: int = 32, steps: int = 20,
-                     device: str | torch.device = "cpu", rounds: int = 2) -> str:
-    """Training images/s of each model and the ratio to the first, measured in this call: ``steps`` SGD
-    steps per model on random digits, split over ``rounds`` interleaved rounds, so that every model runs
-    under the same background load."""
+def measure_throughput(models: dict[str, nn.Module], batch_size: int = 32, steps: int = 20,
+                       device: str | torch.device = "cpu", rounds: int = 2) -> dict[str, list[float]]:
+    """Training images/s of each model in each of ``rounds`` interleaved rounds (``steps`` SGD steps per model in
+    all, after one warm-up step, on random digits), timed by the course's timing loop: ``{name: [rate, ...]}``."""
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch_size, 1, 28, 28, generator=g)
     y = torch.randint(0, 10, (batch_size,), generator=g)
@@ -385,18 +420,43 @@ def throughput_table(models: dict[str, nn.Module], batch_size: int = 32, steps: 
     timers = {name: StepTimer(m, (x.to(dev), y.to(dev)), device=dev, lr=0.01) for name, m in models.items()}
     for timer in timers.values():
         timer.warm_up(1)
-    seconds, images = dict.fromkeys(timers, 0.0), dict.fromkeys(timers, 0)
+    rates = {name: [] for name in timers}
     rounds = max(1, min(rounds, steps))
     for r in range(rounds):
         for name, timer in timers.items():
-            timed = timer.run(steps // rounds + (r < steps % rounds))
-            seconds[name] += timed.seconds
-            images[name] += timed.images
-    speeds = {name: images[name] / seconds[name] for name in timers}
-    first = next(iter(speeds.values()))
-    lines = [f"{'model':<36}{'train images/s':>16}{'x slower':>10}", "-" * 62]
-    lines += [f"{name:<36}{v:>16,.1f}{first / v:>10.1f}" for name, v in speeds.items()]
+            rates[name].append(timer.run(steps // rounds + (r < steps % rounds)).images_per_s)
+    return rates
+
+
+def format_throughput(rates: dict[str, list[float]]) -> str:
+    """One line per model: median images/s over the rounds, their range, and the median's ratio to the first."""
+    medians = {name: statistics.median(v) for name, v in rates.items()}
+    first = next(iter(medians.values()))
+    n, rounds = torch.get_num_threads(), len(next(iter(rates.values())))
+    head = f"train images/s, {n} thread{'s' * (n != 1)}: median [range] over {rounds} rounds"
+    lines = [f"{'model':<32}{head:>64}{'x slower':>10}", "-" * 106]
+    lines += [f"{name:<32}{medians[name]:>40,.1f}{f'[{min(v):,.1f} - {max(v):,.1f}]':>24}{first / medians[name]:>10.1f}"
+              for name, v in rates.items()]
     return "\n".join(lines)
+
+
+def throughput_table(models: dict[str, nn.Module], batch_size: int = 32, steps: int = 20,
+                     device: str | torch.device = "cpu", rounds: int = 2) -> str:
+    """:func:`measure_throughput`, formatted by :func:`format_throughput`."""
+    return format_throughput(measure_throughput(models, batch_size, steps, device, rounds))
+
+
+def v1_stride_macs(depth: int = 50, input_size: tuple = (3, 224, 224)) -> int:
+    """MACs per image of torchvision's ResNet-``depth`` with the stride of each downsampling bottleneck moved
+    back to its first 1x1 conv, as in He et al. (2015) ("v1"); torchvision's v1.5 puts it on the 3x3 conv."""
+    import torchvision
+
+    from ..counting import count_macs
+
+    model = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+    for stage in (model.layer2, model.layer3, model.layer4):
+        stage[0].conv1.stride, stage[0].conv2.stride = (2, 2), (1, 1)
+    return count_macs(model, input_size)
 
 
 def train_digit_models(data, settings: dict, device: str | torch.device = "auto", seed: int = 0) -> dict:

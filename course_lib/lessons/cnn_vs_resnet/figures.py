@@ -10,8 +10,8 @@ from typing import Sequence
 
 from ...plots import COLORS, color_for, finish_figure
 from ...stats import accuracy_interval, mean_sd
-from .claims import (BLOG_CLAIMS, CHANCE_LOSS, MNIST_TEST_IMAGES, runs_by_model, final_accuracies, measured_on,
-                     n_test, steps_per_epoch)
+from .claims import (BLOG_CLAIMS, CHANCE_LOSS, MNIST_TEST_IMAGES, final_accuracies, measured_on_lines, n_test,
+                     runs_by_model, steps_per_epoch)
 
 _PANEL_MODELS = ("BlogCNN", "BlogPlain", "BlogResNet")
 
@@ -20,8 +20,20 @@ def _style(model: str) -> str:
     return "--" if "init)" in model else "-"  # "BlogCNN (PyTorch init)", "BlogPlain (He init)": dashed
 
 
-def plot_curves(result: dict, name: str | None = "04_curves", title: str = ""):
-    """Training loss (log) and test accuracy per epoch: one colour per model family, one line per seed.
+def _curve(runs: list[dict], key: str, mean: bool) -> list[tuple[list[int], list[float], list[float], list[float]]]:
+    """``(epochs, values, lows, highs)`` per line: one per seed, or one mean over seeds with its min-max band."""
+    scale = 100 if key == "test_acc" else 1
+    per_seed = [([r["epoch"] for r in run["history"]], [scale * r[key] for r in run["history"]]) for run in runs]
+    if not mean:
+        return [(e, v, v, v) for e, v in per_seed]
+    n = min(len(v) for _, v in per_seed)
+    cols = [[v[i] for _, v in per_seed] for i in range(n)]
+    return [(per_seed[0][0][:n], [sum(c) / len(c) for c in cols], [min(c) for c in cols], [max(c) for c in cols])]
+
+
+def plot_curves(result: dict, name: str | None = "04_curves", title: str = "", mean_over_seeds: bool = False):
+    """Training loss (log) and test accuracy per epoch: one colour per model family, one line per seed, or with
+    ``mean_over_seeds`` one line per model (the mean over its seeds) in a band from the lowest to the highest seed.
 
     A second x-axis on top counts SGD steps. Saved as ``figures/NAME.png`` when ``name`` is given.
     """
@@ -31,12 +43,14 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = ""):
     per_epoch = steps_per_epoch(result)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
     for model, runs in runs_by_model(result).items():
-        for i, run in enumerate(runs):
-            epochs = [r["epoch"] for r in run["history"]]
-            kw = dict(color=color_for(model), alpha=0.9 if i == 0 else 0.5, lw=1.5, marker=".", ls=_style(model),
-                      label=f"{model} ({len(runs)} seed{'s' * (len(runs) > 1)})" if i == 0 else None)
-            ax_loss.plot(epochs, [r["train_loss"] for r in run["history"]], **kw)
-            ax_acc.plot(epochs, [100 * r["test_acc"] for r in run["history"]], **kw)
+        seeds = f"{len(runs)} seed{'s' * (len(runs) > 1)}"
+        label = f"{model} ({'mean of ' if mean_over_seeds and len(runs) > 1 else ''}{seeds})"
+        for ax, key in ((ax_loss, "train_loss"), (ax_acc, "test_acc")):
+            for i, (epochs, values, lows, highs) in enumerate(_curve(runs, key, mean_over_seeds)):
+                ax.plot(epochs, values, color=color_for(model), alpha=0.9 if i == 0 else 0.5, lw=1.8 if
+                        mean_over_seeds else 1.5, marker=".", ls=_style(model), label=label if i == 0 else None)
+                if mean_over_seeds and len(runs) > 1:
+                    ax.fill_between(epochs, lows, highs, color=color_for(model), alpha=0.12, lw=0)
     ax_loss.axhline(CHANCE_LOSS, color=COLORS["neutral"], ls=":", lw=1, label="chance loss ln 10")
     ax_loss.set(xlabel="epoch", ylabel="mean training loss of the epoch", yscale="log", title="training loss")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"test accuracy ({n_test(result):,} images)",
@@ -47,8 +61,9 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = ""):
         top = ax.secondary_xaxis("top", functions=(lambda e: e * per_epoch, lambda s: s / per_epoch))
         top.set_xlabel("SGD steps", fontsize=8)
         top.tick_params(labelsize=7)
-    ax_loss.legend(fontsize=7)
-    fig.suptitle(title or measured_on(result), fontsize=9)
+    ax_loss.legend(fontsize=8, handlelength=3.5)  # long handles, so dashed and solid lines are told apart
+    where = "\n".join(line.removeprefix("measured on: ") for line in measured_on_lines(result))
+    fig.suptitle(title or where + (" (band: lowest to highest seed)" if mean_over_seeds else ""), fontsize=8)
     return finish_figure(fig, name=name)
 
 
@@ -66,17 +81,22 @@ def _claims_panel(ax) -> None:
 def _result_panel(ax, result: dict, label: str) -> None:
     n = n_test(result)
     models = [m for m in _PANEL_MODELS if final_accuracies(result, m)]
+    seeds = len(final_accuracies(result, models[0])) if models else 0
     for i, model in enumerate(models):
         accs = final_accuracies(result, model)
         mean, _ = mean_sd(accs)
         lo, hi = accuracy_interval(mean, n)
-        ax.plot([i + 0.18] * len(accs), [100 * a for a in accs], "o", ms=4, color=color_for(model), alpha=0.6)
+        if len(accs) > 1:  # side by side, so that seeds with the same accuracy stay visible
+            ax.plot([i + 0.14 + 0.07 * k for k in range(len(accs))], [100 * a for a in accs], "o", ms=4,
+                    color=color_for(model), alpha=0.6)
         ax.errorbar(i, 100 * mean, [[100 * (mean - lo)], [100 * (hi - mean)]], fmt="D", color=color_for(model),
                     capsize=4, ms=6)
-    for marker, text in (("o", "one seed"), ("D", "mean and its 95% Wilson interval")):  # legend in neutral grey
+    # the legend in neutral grey; one seed is one run, not a mean
+    entries = ((("o", "one seed each"), ("D", "mean of the seeds, 95% Wilson interval\n(test-set noise only)"))
+               if seeds > 1 else (("D", "one run, 95% Wilson interval\n(test-set noise only)"),))
+    for marker, text in entries:
         ax.plot([], [], marker, color=COLORS["neutral"], label=text)
     ax.set_xticks(range(len(models)), models)
-    seeds = len(final_accuracies(result, models[0])) if models else 0
     ax.set_title(f"ours: {label},\n{seeds} seed{'s' * (seeds > 1)}, {n:,} test images", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
 
@@ -84,22 +104,25 @@ def _result_panel(ax, result: dict, label: str) -> None:
 def plot_claims(results: Sequence[tuple[str, dict]], name: str | None = "04_blog_claims"):
     """Final test accuracy: the blog's claims in their own panel, then one panel per ``(label, result)``.
 
-    Dots on a zoomed axis: each seed's accuracy (small dots) and the mean with its 95% Wilson interval for the
-    panel's test-set size. Panels have their own y-axes because they measure different data; only a run of the
-    blog's protocol on full MNIST would belong in the claims' panel.
+    Dots on a zoomed axis: each seed's accuracy (small dots, side by side) and the mean with its 95% Wilson
+    interval for the panel's test-set size. Each panel has its own y-axis, because each measures different data,
+    but every axis spans the same number of points, so a gap looks as large in one panel as in another; only a run
+    of the blog's protocol on full MNIST would belong in the claims' panel.
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 1 + len(results), figsize=(3.6 * (1 + len(results)), 3.8))
+    fig, axes = plt.subplots(1, 1 + len(results), figsize=(3.8 * (1 + len(results)), 4.2))
     _claims_panel(axes[0])
     for ax, (label, result) in zip(axes[1:], results):
         _result_panel(ax, result, label)
-    for ax in axes:
+    limits = [ax.get_ylim() for ax in axes]
+    span = 1.3 * max(hi - lo for lo, hi in limits)  # the widest panel's data, with room for the bars and legend
+    for ax, (lo, hi) in zip(axes, limits):
         ax.set_xlim(-0.5, len(ax.get_xticks()) - 0.5)
-        lo, hi = ax.get_ylim()
-        ax.set_ylim(lo - 0.15 * (hi - lo), hi + 0.15 * (hi - lo))  # zoomed to the data, with room for the bars
+        centre = (lo + hi) / 2
+        ax.set_ylim(centre - 0.6 * span, centre + 0.4 * span)  # more room below: the legend sits there
         ax.set_ylabel("final test accuracy (%)")
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle("Final test accuracy: each panel is different data, so compare within a panel, not across",
-                 fontsize=9)
+    fig.suptitle(f"Final test accuracy, every axis {span:.1f} points tall: each panel is different data, so "
+                 "compare within a panel, not across", fontsize=9)
     return finish_figure(fig, name=name)

@@ -49,15 +49,15 @@ MODELS = {e.display: e.cli for e in MODEL_REGISTRY if not e.kwargs}
 INIT_VARIANTS = {e.display: (e.cli, dict(e.kwargs)) for e in MODEL_REGISTRY if e.kwargs}
 
 # Sizes per profile. The protocol (batch 64, lr 0.1) never changes; only how much of it runs. The cpu row keeps
-# notebook 04 within 3 minutes on 2 cores: 3 seeds (the fewest the course's rule for a real difference accepts)
-# x 3 models x 6 epochs of 63 steps. speed_* and compile_on_cpu are read by course_lib.lessons.speed.pipelines.
+# notebook 04 within 3 minutes of one CPU core: 3 seeds (the fewest the course's rule for a real difference
+# accepts) x 3 models x 3 epochs of 63 steps, and the shuffle demo on shuffle_train training images (None: all).
 SETTINGS = {
     "smoke": dict(dataset="sample", train_limit=640, test_limit=320, epochs=2, seeds=1,
-                  shuffle_epochs=1, speed_steps=5, speed_rounds=1, compile_on_cpu=False),
-    "cpu": dict(dataset="mnist", train_limit=4000, test_limit=1000, epochs=6, seeds=3,
-                shuffle_epochs=2, speed_steps=25, speed_rounds=3, compile_on_cpu=False),
+                  shuffle_epochs=1, shuffle_train=None),
+    "cpu": dict(dataset="mnist", train_limit=4000, test_limit=1000, epochs=3, seeds=3,
+                shuffle_epochs=3, shuffle_train=2000),
     "full": dict(dataset="mnist", train_limit=None, test_limit=None, epochs=30, seeds=3,
-                 shuffle_epochs=3, speed_steps=100, speed_rounds=3, compile_on_cpu=True),
+                 shuffle_epochs=3, shuffle_train=None),
 }
 
 
@@ -172,9 +172,9 @@ def run_compare(
             statuses.append({"model": name, "seed": seed, "status": history.status, "message": history.message})
             if verbose:
                 last = records[-1] if records else {}
-                print(f"[compare] {name:<10} seed {seed}: " + (
-                    f"epoch {last['epoch']}: train loss {last['train_loss']:.4f}, test acc {last['test_acc']:.2%}, "
-                    f"{sum(r['seconds'] for r in records):.0f} s training" if last else "no epoch completed")
+                print(f"[compare] {name:<10} seed {seed}: " + (  # no seconds: they measure the machine's load
+                    f"epoch {last['epoch']}: train loss {last['train_loss']:.4f}, test acc {last['test_acc']:.2%}"
+                    if last else "no epoch completed")
                     + ("" if history.status == "completed" else f" ({history.status})"))
     protocol = dict(BLOG_PROTOCOL, epochs=n_epochs)
     meta = make_meta(info, dev, prof, seeds=seed_list, train_limit=info.n_train, test_limit=info.n_test,
@@ -192,7 +192,8 @@ def combine(*results: dict) -> dict:
     For results trained on the same data with the same protocol (e.g. the live run and
     the init variants): a run's first k epochs do not depend on how many epochs follow,
     because each epoch's shuffle is seeded by ``(seed, epoch)``. The label (meta) is the
-    first result's. Raises :class:`ConfigError` when the dataset, its size or the
+    first result's, with ``meta["parts"]``: each result's meta and models, so every row keeps
+    its own run date and source. Raises :class:`ConfigError` when the dataset, its size or the
     protocol differ (the device may differ: it changes the speed, not the experiment).
     """
     first = results[0]
@@ -208,7 +209,11 @@ def combine(*results: dict) -> dict:
             raise ConfigError("cannot combine results trained on different amounts of data")
     epochs = min(r["protocol"]["epochs"] for r in results)
     runs = [dict(run, history=[h for h in run["history"] if h["epoch"] <= epochs]) for r in results for run in r["runs"]]
-    return dict(first, protocol=dict(first["protocol"], epochs=epochs), runs=runs)
+    parts = [part for r in results for part in (r["meta"].get("parts") or
+                                                 [{"meta": r["meta"], "models": list(dict.fromkeys(
+                                                     run["model"] for run in r["runs"]))}])]
+    return dict(first, protocol=dict(first["protocol"], epochs=epochs), runs=runs,
+                meta=dict(first["meta"], parts=parts))
 
 
 # --------------------------------------------------------------------------- why a plain stack stalls

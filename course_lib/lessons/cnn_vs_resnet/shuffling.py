@@ -9,13 +9,14 @@ under each of :data:`SHUFFLE_CONDITIONS` with the blog's protocol. The plot save
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import replace
 
 import torch
 
 from .claims import measured_on
-from .protocol import MODELS, blog_protocol
+from .protocol import BLOG_PROTOCOL, MODELS, blog_protocol
 from ...data import Data
 from ...errors import ConfigError
 from ...models import build_model
@@ -96,8 +97,9 @@ def shuffle_experiment(data: Data, epochs: int, model: str = "BlogResNet", seed:
 def format_shuffle(result: dict) -> str:
     """The shuffle experiment as text: order statistics, final loss/accuracy, what the model predicts."""
     epochs = result["meta"]["epochs"]
-    lines = [f"{result['model']}, {epochs} epoch{'s' * (epochs != 1)}, seed {result['meta']['seed']}; "
-             f"measured on: {measured_on(result)}"]
+    steps = epochs * math.ceil((result["meta"].get("n_train") or 0) / BLOG_PROTOCOL["batch_size"])
+    lines = [f"{result['model']}, {epochs} epoch{'s' * (epochs != 1)} ({steps:,} SGD steps), seed "
+             f"{result['meta']['seed']}; measured on: {measured_on(result)}"]
     for c in result["conditions"]:
         rep, last = c["order_report"], c["history"][-1]
         top = max(range(10), key=lambda k: c["predicted_counts"][k])
@@ -134,6 +136,6 @@ def plot_shuffle(result: dict, name: str | None = "04_shuffle"):
                 title="what the trained model predicts")
     for ax in (ax_acc, ax_pred):
         ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=7)
+        ax.legend(fontsize=7)  # the bars differ by hatch and shade only: each panel says which is which
     fig.suptitle(f"{result['model']}, seed {result['meta']['seed']}: {measured_on(result)}", fontsize=8)
     return finish_figure(fig, name=name)

@@ -1,6 +1,7 @@
 """The sweep's figures: training loss per SGD step for every depth, and final training loss against depth.
 
-Plain nets are blue and residual nets vermillion (``course_lib.plots.COLORS``); a darker line is a deeper net.
+Plain nets are blue and residual nets vermillion (``course_lib.plots.COLORS``), always in full colour; a thicker,
+solid line is a deeper net (transparency would turn pale vermillion into the course's "other" orange).
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ...plots import COLORS, finish_figure
+from .gradients import depth_style
 from .sweep import budget_steps, summarize
 
 
@@ -42,7 +44,8 @@ def _label(result: dict) -> str:
 
 def plot_sweep_curves(result: dict, name: str | None = "01_curves", title: str = ""):
     """Training loss per SGD step at the largest budget (moving average of the mean over seeds, band = min-max
-    over seeds): plain | residual, one line per depth; dotted lines mark where the smaller budgets end."""
+    over seeds): plain | residual, one line per depth (thicker and solid = deeper); dotted vertical lines mark
+    where the smaller budgets end."""
     budgets = budget_steps(result)
     depths = sorted({r["depth"] for r in result["runs"]})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
@@ -55,9 +58,9 @@ def plot_sweep_curves(result: dict, name: str | None = "01_curves", title: str =
             window = max(1, budgets[0] // 8)
             smooth = np.array([_smooth(np.asarray(c[:steps]), window) for c in curves])
             x = np.arange(window, steps + 1)
-            shade = 0.35 + 0.65 * i / max(len(depths) - 1, 1)
-            ax.plot(x, smooth.mean(0), color=COLORS[kind], alpha=shade, lw=1.8, label=f"{kind}-{depth}")
-            ax.fill_between(x, smooth.min(0), smooth.max(0), color=COLORS[kind], alpha=0.12 * shade, lw=0)
+            style = depth_style(i, len(depths)) | dict(marker="")
+            ax.plot(x, smooth.mean(0), color=COLORS[kind], label=f"{kind}-{depth}", **style)
+            ax.fill_between(x, smooth.min(0), smooth.max(0), color=COLORS[kind], alpha=0.10, lw=0)
         for steps in budgets[:-1]:
             ax.axvline(steps, color=COLORS["neutral"], ls=":", lw=1)
             ax.text(steps, 0.98, f" end of the {steps}-step budget", transform=ax.get_xaxis_transform(),
@@ -74,8 +77,9 @@ def plot_sweep_curves(result: dict, name: str | None = "01_curves", title: str =
 
 
 def plot_sweep_depth(result: dict, name: str | None = "01_depth", title: str = ""):
-    """Final training loss against depth at every budget (dots: seeds, line: mean; the longest budget solid,
-    shorter ones dashed, then dotted), plain vs residual, and test accuracy at the largest budget."""
+    """Final training loss against depth at every budget (dots: seeds, filled at the longest budget; line: mean;
+    the longest budget solid and thick, shorter ones dashed, then dotted), plain vs residual, and test accuracy
+    at the largest budget."""
     budgets = budget_steps(result)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
     for kind, marker in (("plain", "o"), ("residual", "s")):
@@ -86,12 +90,12 @@ def plot_sweep_depth(result: dict, name: str | None = "01_depth", title: str = "
             mine = [r for r in rows if r["kind"] == kind]
             runs = _finished(result, kind, steps)
             ax_loss.scatter([r["depth"] for r in runs], [r["final_train_loss"] for r in runs], color=COLORS[kind],
-                            marker=marker, alpha=0.45 if last else 0.2, s=18)
+                            marker=marker, s=18 if last else 10, facecolors=COLORS[kind] if last else "white")
             ax_loss.plot([r["depth"] for r in mine], [r["loss_mean"] for r in mine], color=COLORS[kind],
-                         ls=style, alpha=1 if last else 0.6, label=f"{kind}, {steps} steps")
+                         ls=style, lw=2 if last else 1.2, label=f"{kind}, {steps} steps")
             if last:
                 ax_acc.scatter([r["depth"] for r in runs], [100 * r["test_acc"] for r in runs], color=COLORS[kind],
-                               marker=marker, alpha=0.45, s=18)
+                               marker=marker, s=18)
                 ax_acc.plot([r["depth"] for r in mine], [100 * r["acc_mean"] for r in mine], color=COLORS[kind],
                             label=f"{kind}, {steps} steps")
     ax_loss.set(xlabel="depth (layers)", ylabel="final training loss", yscale="log",

@@ -12,12 +12,12 @@ from torch import Tensor, nn
 
 from ...data import load_data
 from ...errors import ConfigError
-from ...models import ConvPair, DepthNet
+from ...models import ConvPair, DepthNet, apply_init
 from ...plots import COLORS, finish_figure
 from ...training import seed_everything
 from .protocol import PROTOCOL
 
-IDENTITY_KINDS = ("plain", "residual", "residual, f=0")
+IDENTITY_KINDS = ("plain", "plain, He init", "residual", "residual, f=0")
 
 
 def identity_features(n: int, width: int = PROTOCOL["width"], seed: int = 0) -> Tensor:
@@ -32,13 +32,16 @@ def identity_features(n: int, width: int = PROTOCOL["width"], seed: int = 0) -> 
 def identity_stack(kind: str, layers: int, width: int = PROTOCOL["width"]) -> nn.Sequential:
     """``layers`` 3x3 conv+ReLU layers (with bias, no BatchNorm), in pairs.
 
-    ``kind``: ``plain`` (no skips), ``residual`` (an identity skip around every pair,
-    default init) or ``residual, f=0`` (the same, with each pair's second conv
-    zero-initialised, so f(x) = 0 and the stack starts as the identity on inputs >= 0).
+    ``kind``: ``plain`` (no skips, PyTorch's default init), ``plain, He init`` (the same, He init, biases 0),
+    ``residual`` (an identity skip around every pair, default init) or ``residual, f=0`` (the same, with each
+    pair's second conv zero-initialised, so f(x) = 0 and the stack starts as the identity on inputs >= 0:
+    its error and its gradient are exactly 0, it shows the starting point).
     """
     if kind not in IDENTITY_KINDS:
         raise ConfigError(f"unknown stack kind {kind!r}; valid: {', '.join(IDENTITY_KINDS)}")
-    pairs = [ConvPair(width, batch_norm=False, residual=kind != "plain") for _ in range(layers // 2)]
+    pairs = [ConvPair(width, batch_norm=False, residual=kind.startswith("residual")) for _ in range(layers // 2)]
+    if kind == "plain, He init":
+        apply_init(nn.Sequential(*pairs), "he")
     if kind == "residual, f=0":
         for pair in pairs:
             nn.init.zeros_(pair.conv2.weight)
@@ -80,17 +83,18 @@ def print_identity(ident: dict) -> None:
     """The identity experiment as a table: error after the budget and steps to reach the target."""
     print(f"relative error ||stack(x) - x||^2 / ||x||^2 after {ident['steps']} Adam steps "
           f"(mean of the last 10), and the first step below {ident['target_error']:.0%}")
-    print(f"{'extra layers':>12} | {'stack':<14} | {'error at step 0':>15} | {'final error':>11} | steps to target")
+    print(f"{'extra layers':>12} | {'stack':<15} | {'error at step 0':>15} | {'final error':>11} | steps to target")
     for r in ident["runs"]:
         reached = "never" if r["steps_to_target"] is None else str(r["steps_to_target"])
-        print(f"{r['layers']:>12} | {r['kind']:<14} | {r['errors'][0]:>15.2g} | {r['final_error']:>11.2g} | {reached}")
+        print(f"{r['layers']:>12} | {r['kind']:<15} | {r['errors'][0]:>15.2g} | {r['final_error']:>11.2g} | {reached}")
 
 
 def plot_identity(ident: dict, name: str | None = "01_identity", title: str = ""):
     """Relative error per step (log scale): one panel per stack depth, plain vs residual."""
     fig, axes = plt.subplots(1, len(ident["layers"]), figsize=(4 * len(ident["layers"]), 3.6), sharey=True,
                              squeeze=False)
-    styles = {"plain": (COLORS["plain"], "-"), "residual": (COLORS["residual"], "-"),
+    styles = {"plain": (COLORS["plain"], "-"), "plain, He init": (COLORS["plain"], "--"),
+              "residual": (COLORS["residual"], "-"),
               "residual, f=0": (COLORS["residual"], ":")}
     positive = [e for r in ident["runs"] for e in r["errors"] if e > 0]
     floor = min(positive) / 10 if positive else 1e-6  # where exact zeros are drawn on the log axis
@@ -98,7 +102,7 @@ def plot_identity(ident: dict, name: str | None = "01_identity", title: str = ""
         for r in (r for r in ident["runs"] if r["layers"] == n_layers):
             color, style = styles[r["kind"]]
             exact_zero = max(r["errors"]) == 0.0
-            label = r["kind"] + (" (exactly 0, drawn at the bottom)" if exact_zero else "")
+            label = r["kind"] + (" (exactly 0 throughout, drawn at the bottom)" if exact_zero else "")
             ax.plot(np.maximum(r["errors"], floor), style, color=color, label=label,
                     lw=2.5 if exact_zero else 1.5)
         ax.axhline(ident["target_error"], color="gray", lw=0.8)
@@ -108,5 +112,5 @@ def plot_identity(ident: dict, name: str | None = "01_identity", title: str = ""
     axes[0][0].legend(fontsize=8)
     n = ident.get("n", "?")
     fig.suptitle(title or f"Learning the identity: stem features of {n} real digits (MNIST sample, 16 x 7 x 7), "
-                          f"Adam lr {ident.get('lr')}", fontsize=10)
+                          f"Adam lr {ident.get('lr')}, {ident['steps']} steps, seed 0", fontsize=10)
     return finish_figure(fig, name=name)

@@ -2,7 +2,8 @@
 
 The course's definition of degradation (He et al. 2015): at the end of the same training schedule, the deeper
 plain network ends with the higher *training* error, so it is not overfitting. :func:`degradation_verdict`
-checks it seed by seed, and checks that the gap is not a slow start: it must not close at the larger budget.
+checks it seed by seed, and checks that the gap did not narrow between the smallest and the largest budget
+(within those budgets: that rules out a slow start only as far as the budgets reach).
 """
 from __future__ import annotations
 
@@ -21,12 +22,15 @@ from ...data import Data, load_data
 from ...errors import ConfigError
 from ...profiles import as_profile
 from ...results import make_meta
+from ...stats import ALPHA, accuracy_interval, mean_sd, welch_p_value
 from ...training import evaluate, fit, pick_device, recompute_bn_stats, seed_everything
+from .gradients import gradient_norms, input_to_output_ratio
 from .protocol import BUILDERS, PROTOCOL, build_net, settings
 
 FINAL_LOSS_DEFINITION = ("mean training cross-entropy of the SGD mini-batches over the last {pct:.0f}% of the "
-                         "steps of the budget (the training loss the net ends with, as He et al. plot it; "
-                         "not a test loss)")
+                         "steps of the budget, BatchNorm in train mode (the course's stand-in for He et al.'s "
+                         "training error; not a test loss)")
+GRADIENT_BATCH = 128  # the trained nets' gradient ratio is measured on the first 128 training digits
 
 
 def final_loss(curve: Sequence[float], fraction: float = PROTOCOL["final_fraction"]) -> float:
@@ -50,6 +54,15 @@ def _test_accuracy(model: nn.Module, data: Data) -> float:
     return evaluate(probe, data.test_x.to(dev), data.test_y.to(dev))
 
 
+def _gradient_ratio(model: nn.Module, data: Data) -> float:
+    """First-conv / last-conv weight-gradient norm of a copy of the trained ``model`` (train mode, one batch of
+    the first training digits): does the gradient vanish or explode after training? The model is left as it was."""
+    probe = copy.deepcopy(model)
+    dev = next(probe.parameters()).device
+    x, y = data.train_x[:GRADIENT_BATCH].to(dev), data.train_y[:GRADIENT_BATCH].to(dev)
+    return input_to_output_ratio(gradient_norms(probe, x, y))
+
+
 def train_depth_net(kind: str, depth: int, seed: int, data: Data, budgets: Sequence[int],
                     device: str | torch.device = "auto", build: Callable[[int], nn.Module] | None = None) -> list[dict]:
     """Train one net with the sweep's protocol through every budget; one run record per budget.
@@ -59,9 +72,10 @@ def train_depth_net(kind: str, depth: int, seed: int, data: Data, budgets: Seque
     the first 2 epochs of a 6-epoch run (fit resumes from its checkpoint; the tests check the equality).
     ``build``: ``depth -> model`` (default: :func:`build_net` of ``kind``), called after ``seed_everything(seed)``.
 
-    Each record: ``{kind, depth, seed, epochs, steps, final_train_loss, test_acc, curve}``; ``steps`` is the
-    number of SGD steps of the budget and ``curve`` the loss of each of them. A diverged run gets
-    ``final_train_loss`` None from the budget where it diverged on.
+    Each record: ``{kind, depth, seed, epochs, steps, final_train_loss, test_acc, gradient_ratio, curve}``;
+    ``steps`` is the number of SGD steps of the budget, ``curve`` the loss of each of them and
+    ``gradient_ratio`` the first-conv / last-conv weight-gradient norm at the end of the budget. A diverged
+    run gets ``final_train_loss`` None from the budget where it diverged on.
     """
     seed_everything(seed)
     model = build(depth) if build else build_net(kind, depth)
@@ -80,6 +94,7 @@ def train_depth_net(kind: str, depth: int, seed: int, data: Data, budgets: Seque
             records.append(dict(kind=kind, depth=depth, seed=seed, epochs=epochs, steps=len(curve),
                                 final_train_loss=final_loss(curve) if ok else None,
                                 test_acc=_test_accuracy(model, data) if ok else None,
+                                gradient_ratio=float(f"{_gradient_ratio(model, data):.4g}") if ok else None,
                                 curve=[float(f"{v:.4g}") for v in curve]))
     return records
 
@@ -89,14 +104,13 @@ def sweep(data: Data, depths: Sequence[int], seeds: Sequence[int], budgets: Sequ
           verbose: bool = True) -> list[dict]:
     """Train every ``builders`` kind (default: plain and residual) at every depth and seed; all run records.
 
-    ``budgets`` in epochs. One line per trained net when ``verbose``.
+    ``budgets`` in epochs. One line per trained net when ``verbose`` (no timings: they depend on the machine).
     """
     builders = builders or BUILDERS
     runs = []
     for seed in seeds:
         for kind, build in builders.items():
             for depth in depths:
-                t = time.perf_counter()
                 records = train_depth_net(kind, depth, seed, data, budgets, device, build)
                 runs += records
                 if verbose:
@@ -104,7 +118,7 @@ def sweep(data: Data, depths: Sequence[int], seeds: Sequence[int], budgets: Sequ
                                      f"{r['final_train_loss']:.3f} after {r['steps']} steps" for r in records)
                     last = records[-1]["test_acc"]
                     print(f"  {kind:>8}-{depth:<3d} seed {seed}: final training loss {ends}; test accuracy "
-                          f"{'-' if last is None else f'{last:.1%}'} ({time.perf_counter() - t:.0f} s)", flush=True)
+                          f"{'-' if last is None else f'{last:.1%}'}", flush=True)
     return runs
 
 
@@ -155,9 +169,13 @@ def final_losses(result: dict, kind: str, depth: int, steps: int) -> dict[int, f
             for r in result["runs"] if (r["kind"], r["depth"], r["steps"]) == (kind, depth, steps)}
 
 
+def _n_test(result: dict) -> int | None:
+    return result.get("meta", {}).get("n_test")
+
+
 def summarize(result: dict, steps: int | None = None) -> list[dict]:
-    """One row per (kind, depth) at budget ``steps`` (default: the largest): mean and spread over seeds
-    (spread = max - min) of the final training loss, and mean test accuracy."""
+    """One row per (kind, depth) at budget ``steps`` (default: the largest): mean and sample sd over seeds of
+    the final training loss, and mean test accuracy with its 95% Wilson interval for the test-set size."""
     steps = steps or budget_steps(result)[-1]
     rows = []
     for kind in dict.fromkeys(r["kind"] for r in result["runs"]):
@@ -165,68 +183,91 @@ def summarize(result: dict, steps: int | None = None) -> list[dict]:
             runs = [r for r in result["runs"] if (r["kind"], r["depth"], r["steps"]) == (kind, depth, steps)]
             losses = [r["final_train_loss"] for r in runs if r["final_train_loss"] is not None]
             accs = [r["test_acc"] for r in runs if r["test_acc"] is not None]
+            loss_mean, loss_sd = mean_sd(losses) if losses else (float("nan"), float("nan"))
+            acc_mean = statistics.fmean(accs) if accs else float("nan")
+            n = _n_test(result)
             rows.append(dict(kind=kind, depth=depth, steps=steps, seeds=len(runs), diverged=len(runs) - len(losses),
-                             loss_mean=statistics.fmean(losses) if losses else float("nan"),
-                             loss_spread=max(losses) - min(losses) if losses else float("nan"),
-                             acc_mean=statistics.fmean(accs) if accs else float("nan")))
+                             loss_mean=loss_mean, loss_sd=loss_sd, acc_mean=acc_mean,
+                             acc_interval=accuracy_interval(acc_mean, n) if n and accs else None))
     return rows
 
 
 def print_summary(result: dict) -> None:
-    """Final training loss (mean +- spread over seeds) and test accuracy per depth, plain vs residual, per budget."""
-    n = len({r["seed"] for r in result["runs"]})
-    print(f"final training loss (mean of {n} seed(s)" + (", +- spread = max - min over seeds)" if n > 1 else ")")
-          + " and test accuracy")
+    """Final training loss (mean +- sd over seeds) and test accuracy (mean over seeds, 95% Wilson interval for
+    the test-set size) per depth, plain vs residual, per budget."""
+    n, n_test = len({r["seed"] for r in result["runs"]}), _n_test(result)
+    print(f"final training loss (mean" + (f" +- sd over {n} seeds)" if n > 1 else " of 1 seed)") +
+          " and test accuracy (mean over seeds" + (f", 95% Wilson interval for {n_test:,} test digits)" if n_test
+                                                   else ")"))
     for steps in budget_steps(result):
         rows = {(r["kind"], r["depth"]): r for r in summarize(result, steps)}
         print(f"after {steps} SGD steps:")
-        print(f"  {'depth':>5} | {'plain loss':>15} | {'residual loss':>15} | {'plain acc':>9} | {'residual acc':>12}")
+        print(f"  {'depth':>5} | {'plain loss':>15} | {'residual loss':>15} | {'plain acc':>20} | {'residual acc':>20}")
         for depth in sorted({d for _, d in rows}):
             p, r = rows.get(("plain", depth)), rows.get(("residual", depth))
-            loss = lambda row: f"{row['loss_mean']:.3f} +- {row['loss_spread']:.3f}" if row else "-"  # noqa: E731
-            acc = lambda row: f"{row['acc_mean']:.1%}" if row else "-"  # noqa: E731
-            print(f"  {depth:>5} | {loss(p):>15} | {loss(r):>15} | {acc(p):>9} | {acc(r):>12}")
+            print(f"  {depth:>5} | {_loss(p):>15} | {_loss(r):>15} | {_acc(p):>20} | {_acc(r):>20}")
 
 
-def degradation_verdict(result: dict) -> dict:
-    """Check, seed by seed at the largest budget, the three facts notebook 01 teaches.
+def _loss(row: dict | None) -> str:
+    return f"{row['loss_mean']:.3f} +- {row['loss_sd']:.3f}" if row else "-"
 
-    1. ``deeper_plain_is_worse``: the deepest plain net ends with a higher training loss than the shallow
-       reference (the shallower plain net with the lowest mean loss), by more than the seed spread (the
-       larger of the two nets' max - min over seeds).
-    2. ``residual_is_better``: the residual net of the deepest depth ends below the plain net of that depth.
-    3. ``gap_kept`` (only with two budgets or more): the gap deepest - reference at the largest budget is at
-       least half the gap at the smallest, so the deep net is not merely starting slowly.
 
-    Returns ``{holds, deepest, reference_depth, budgets, spread, seeds: [{seed, plain_deepest, plain_reference,
-    residual_deepest, gap, gap_small, deeper_plain_is_worse, residual_is_better, gap_kept}]}``.
-    """
-    budgets = budget_steps(result)
-    small, large = budgets[0], budgets[-1]
+def _acc(row: dict | None) -> str:
+    if not row:
+        return "-"
+    lo_hi = row["acc_interval"]
+    return f"{row['acc_mean']:.1%}" + (f" [{lo_hi[0]:.1%}, {lo_hi[1]:.1%}]" if lo_hi else "")
+
+
+def _reference_depth(result: dict, large: int) -> tuple[int, int]:
+    """The deepest plain depth and the shallow reference (the shallower plain net with the lowest mean loss)."""
     plain_depths = sorted({r["depth"] for r in result["runs"] if r["kind"] == "plain"})
     if len(plain_depths) < 2:
         raise ConfigError("the verdict compares plain nets of two depths or more; this result has "
                           f"{plain_depths}. Fix: sweep at least two depths.")
-    deepest = plain_depths[-1]
     means = {d: statistics.fmean(final_losses(result, "plain", d, large).values()) for d in plain_depths[:-1]}
-    reference = min(means, key=means.get)
+    return plain_depths[-1], min(means, key=means.get)
+
+
+def degradation_verdict(result: dict) -> dict:
+    """Check, seed by seed at the largest budget, the facts notebook 01 teaches.
+
+    1. ``deeper_plain_is_worse``: the deepest plain net ends with a higher training loss than the shallow
+       reference (the shallower plain net with the lowest mean loss), by more than the seed spread (the
+       larger of the two nets' max - min over seeds). Over all seeds, Welch's t-test on the per-seed losses
+       must also give p < 0.05 (``welch_p``; the rule's false-positive rate is 5% under roughly normal seed
+       noise; with one seed there is no test and no evidence).
+    2. ``residual_is_better``: the residual net of the deepest depth ends below the plain net of that depth.
+    3. ``gap_widened`` (with two budgets or more): the gap deepest - reference at the largest budget is at
+       least the gap at the smallest. ``gap_kept`` (at least half of it) is reported as well.
+
+    Returns ``{holds, deepest, reference_depth, budgets, spread, welch_p, seeds: [{seed, plain_deepest,
+    plain_reference, residual_deepest, gap, gap_small, deeper_plain_is_worse, residual_is_better, gap_widened,
+    gap_kept}]}``.
+    """
+    budgets = budget_steps(result)
+    small, large = budgets[0], budgets[-1]
+    deepest, reference = _reference_depth(result, large)
     at = {(kind, d, s): final_losses(result, kind, d, s) for kind in ("plain", "residual")
           for d in (deepest, reference) for s in (small, large)}
     ends = (at["plain", deepest, large].values(), at["plain", reference, large].values())
     spread = max(max(v) - min(v) for v in ends)
+    welch_p = welch_p_value(*[list(v) for v in ends]) if min(len(v) for v in ends) >= 2 else None
     per_seed = []
     for seed in sorted(at["plain", deepest, large]):
         deep, ref = at["plain", deepest, large][seed], at["plain", reference, large][seed]
         res = at["residual", deepest, large].get(seed, float("nan"))
         gap_small = at["plain", deepest, small][seed] - at["plain", reference, small][seed]
+        two = len(budgets) > 1
         per_seed.append(dict(seed=seed, plain_deepest=deep, plain_reference=ref, residual_deepest=res,
                              gap=deep - ref, gap_small=gap_small, deeper_plain_is_worse=bool(deep - ref > spread),
                              residual_is_better=bool(res < deep),
-                             gap_kept=bool(deep - ref >= gap_small / 2) if len(budgets) > 1 else None))
-    holds = all(p["deeper_plain_is_worse"] and p["residual_is_better"] and p["gap_kept"] is not False
-                for p in per_seed)
+                             gap_widened=bool(deep - ref >= gap_small) if two else None,
+                             gap_kept=bool(deep - ref >= gap_small / 2) if two else None))
+    holds = all(p["deeper_plain_is_worse"] and p["residual_is_better"] and p["gap_widened"] is not False
+                for p in per_seed) and (welch_p is None or welch_p < ALPHA)
     return dict(holds=bool(per_seed) and holds, deepest=deepest, reference_depth=reference, budgets=budgets,
-                spread=spread, seeds=per_seed)
+                spread=spread, welch_p=welch_p, seeds=per_seed)
 
 
 def print_verdict(result: dict) -> None:
@@ -234,19 +275,66 @@ def print_verdict(result: dict) -> None:
     v = degradation_verdict(result)
     d, ref, (small, large) = v["deepest"], v["reference_depth"], (v["budgets"][0], v["budgets"][-1])
     yes = {True: "yes", False: "NO"}
-    print(f"deepest plain net: plain-{d}; shallow reference: plain-{ref}; at {large} steps the seed spread is "
-          f"{v['spread']:.3f}" + ("" if len(v["seeds"]) > 1 else " (one seed only: no spread to compare with)"))
+    print(f"deepest plain net: plain-{d}; shallow reference: plain-{ref}; at {large} steps the seed spread "
+          f"(max - min over seeds) is {v['spread']:.3f}" +
+          (f"; Welch's t-test on the per-seed losses: p = {v['welch_p']:.3f} (the rule: p < {ALPHA}, "
+           f"{ALPHA:.0%} false positives)" if v["welch_p"] is not None else
+           " (one seed only: no spread, no test, no evidence)"))
     for p in v["seeds"]:
         line = (f"  seed {p['seed']}: at {large} steps plain-{d} {p['plain_deepest']:.3f} - plain-{ref} "
                 f"{p['plain_reference']:.3f} = gap {p['gap']:.3f} (more than the spread: "
                 f"{yes[p['deeper_plain_is_worse']]}); residual-{d} {p['residual_deepest']:.3f} (below plain-{d}: "
                 f"{yes[p['residual_is_better']]})")
-        if p["gap_kept"] is not None:
-            line += f"; gap at {small} steps {p['gap_small']:.3f} (kept at least half: {yes[p['gap_kept']]})"
+        if p["gap_widened"] is not None:
+            line += (f"; gap at {small} steps {p['gap_small']:.3f} (not narrower: {yes[p['gap_widened']]}; "
+                     f"at least half: {yes[p['gap_kept']]})")
         print(line)
     if not v["holds"]:
         print("degradation NOT shown for every seed")
     elif len(v["budgets"]) > 1:
-        print("degradation shown for every seed, and the gap did not close: not a slow start")
+        print(f"degradation shown for every seed, and the gap did not narrow from {small} to {large} steps")
     else:
         print("degradation shown for every seed (one budget only: a slow start is not ruled out)")
+
+
+def print_catch_up(result: dict) -> None:
+    """Two readings of "slow start": the gap of every deeper plain net to the shallow reference at every budget
+    (mean over seeds), and the deepest plain net after the longer budgets against the reference after the
+    shortest one (mean +- sd over seeds, Welch p): has the deep net with k times the steps caught up?"""
+    budgets = budget_steps(result)
+    deepest, ref = _reference_depth(result, budgets[-1])
+    mean = lambda kind, d, s: statistics.fmean(final_losses(result, kind, d, s).values())  # noqa: E731
+    depths = sorted({r["depth"] for r in result["runs"] if r["kind"] == "plain" and r["depth"] > ref})
+    print(f"gap to plain-{ref} (mean final training loss over seeds) after " +
+          ", ".join(f"{s}" for s in budgets) + " SGD steps:")
+    for d in depths:
+        print(f"  plain-{d:<3d} " + "  ".join(f"{mean('plain', d, s) - mean('plain', ref, s):+.3f}" for s in budgets))
+    short = final_losses(result, "plain", ref, budgets[0])
+    print(f"plain-{deepest} after k times the steps vs plain-{ref} after {budgets[0]} steps:")
+    for s in budgets[1:]:
+        deep = final_losses(result, "plain", deepest, s)
+        (m1, sd1), (m0, sd0) = mean_sd(deep.values()), mean_sd(short.values())
+        p = welch_p_value(list(deep.values()), list(short.values())) if min(len(deep), len(short)) >= 2 else None
+        print(f"  k = {s / budgets[0]:g}: plain-{deepest} at {s} steps {m1:.3f} +- {sd1:.3f}, plain-{ref} at "
+              f"{budgets[0]} steps {m0:.3f} +- {sd0:.3f}" + (f" (Welch p = {p:.2f})" if p is not None else ""))
+
+
+def print_trained_gradients(result: dict) -> None:
+    """First-conv / last-conv weight-gradient norm of the trained nets at the end of every budget (geometric
+    mean over seeds, and the smallest and largest seed): do the trained nets' gradients vanish or explode?"""
+    runs = [r for r in result["runs"] if r.get("gradient_ratio")]
+    if not runs:
+        print("this result has no gradient ratios of the trained nets (it was saved before they were measured)")
+        return
+    print("first conv / last conv weight-gradient norm after training (geometric mean over seeds [min, max])")
+    for steps in budget_steps(result):
+        print(f"after {steps} SGD steps:")
+        for kind in dict.fromkeys(r["kind"] for r in runs):
+            cells = []
+            for depth in sorted({r["depth"] for r in runs if r["kind"] == kind}):
+                ratios = [r["gradient_ratio"] for r in runs
+                          if (r["kind"], r["depth"], r["steps"]) == (kind, depth, steps)]
+                if ratios:
+                    geo = float(np.exp(np.mean(np.log(ratios))))
+                    cells.append(f"{kind}-{depth} x{geo:.2g} [{min(ratios):.2g}, {max(ratios):.2g}]")
+            print("  " + "; ".join(cells))

@@ -213,7 +213,7 @@ def plot_gradient_vs_depth(results: Sequence[dict], title: str = "", name: str |
             panel, ylabel = "through the blocks, at initialisation", "||grad at input|| / ||grad at output||"
             ax.axhline(1.0, color=COLORS["neutral"], lw=0.8, ls=":")
         else:
-            panel = ("at the input of the blocks, with BatchNorm" if result["batch_norm"]
+            panel = ("at the input of the blocks, with BatchNorm (PyTorch's default init)" if result["batch_norm"]
                      else "at the input of the blocks, without BatchNorm (PyTorch's default init)")
             ylabel = "||dLoss/d(input of the L blocks)||"
         ax.set(xscale="log", yscale="log", xlabel="number of blocks L (2 convs each)", ylabel=ylabel, title=panel)

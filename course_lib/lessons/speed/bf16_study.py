@@ -18,7 +18,7 @@ from ...models import build_model
 from ...profiles import Profile, as_profile, settings
 from ...results import describe, load_or_train, make_meta
 from ...stats import ALPHA, accuracy_interval, compare_accuracies, mean_sd
-from ...training import Protocol, SpeedOptions, fit, native_bf16, seed_everything
+from ...training import Protocol, SpeedOptions, cpu_features, fit, native_bf16, seed_everything
 
 MODEL = "blog-resnet"
 PRECISIONS = {"fp32": False, "bf16": "bf16"}  # name -> SpeedOptions.amp
@@ -68,8 +68,10 @@ def run_bf16_study(data, epochs: int = 30, seeds=(0, 1, 2), device: str = "cpu",
                 acc = "-" if r["final_test_acc"] is None else f"{r['final_test_acc']:.2%}"
                 print(f"[bf16 study] seed {seed} {precision}: {r['status']}, final test acc {acc}, "
                       f"{r['seconds']:.0f} s", flush=True)
+    features = cpu_features()
     meta = make_meta(data.info, torch.device(device), as_profile(profile), experiment="bf16-accuracy",
-                     model=MODEL, native_bf16=native_bf16(device))
+                     model=MODEL, native_bf16=native_bf16(device),
+                     bf16_features={k: bool(features.get(k)) for k in ("avx512_bf16", "amx_bf16")})
     result = dict(meta=meta, protocol=dict(epochs=epochs, batch_size=64, lr=0.1, momentum=0.0,
                                            seeds=list(seeds), channels_last=True,
                                            precisions={k: str(v) for k, v in PRECISIONS.items()}),
@@ -118,6 +120,24 @@ def bf16_accuracy_study(profile: Profile | str | None = None, retrain: bool = Fa
     return load_or_train(cfg["name"], train, retrain=retrain, verbose=verbose, cost=cfg["cost"])
 
 
+LATE_EPOCHS = 10
+
+
+def epoch_swings(result: dict) -> dict:
+    """Per precision, how much single runs move between epochs: ``largest_drop`` (the largest fall of test
+    accuracy from one epoch to the next, any run) and ``late_spread`` (the largest max - min of a run over its
+    last :data:`LATE_EPOCHS` epochs). Fractions; ``{}`` when the runs are shorter than ``LATE_EPOCHS + 1`` epochs."""
+    out = {}
+    for precision in PRECISIONS:
+        curves = [r["test_acc_per_epoch"] for r in result["runs"] if r["precision"] == precision
+                  and len(r.get("test_acc_per_epoch") or []) > LATE_EPOCHS]
+        if curves:
+            out[precision] = dict(
+                largest_drop=max(max(0.0, a[i] - a[i + 1]) for a in curves for i in range(len(a) - 1)),
+                late_spread=max(max(a[-LATE_EPOCHS:]) - min(a[-LATE_EPOCHS:]) for a in curves))
+    return out
+
+
 def format_bf16(result: dict) -> str:
     """The study as a few lines: per precision the per-seed accuracies with Wilson intervals, mean ± sd, seconds;
     then the rule's verdict."""
@@ -127,10 +147,19 @@ def format_bf16(result: dict) -> str:
              f"{describe(result)}"]
     for precision in PRECISIONS:
         row = v[precision]
-        seconds = [r["seconds"] for r in result["runs"] if r["precision"] == precision]
+        runs = [r for r in result["runs"] if r["precision"] == precision]
         accs = "  ".join(f"{a:.1%} [{lo:.1%}, {hi:.1%}]" for a, (lo, hi) in zip(row["per_seed"], row["intervals"]))
         mean = "-" if row["mean"] is None else f"{row['mean']:.2%} ± {row['sd']:.2%}"
-        lines.append(f"  {precision}: {accs}   mean {mean}   {sum(seconds) / max(len(seconds), 1):.0f} s per run")
+        losses = [r["final_train_loss"] for r in runs if r["final_train_loss"] is not None]
+        loss = f"final train loss {max(losses):.1e} at most" if losses else "no completed run"
+        lines.append(f"  {precision}: {accs}   mean {mean}; {loss}; "
+                     f"{sum(r['seconds'] for r in runs) / max(len(runs), 1):.0f} s per run")
+    swings = epoch_swings(result)
+    if swings:
+        drops = ", ".join(f"{p} {100 * swings[p]['largest_drop']:.1f}" for p in swings)
+        spread = max(100 * swings[p]["late_spread"] for p in swings)
+        lines.append(f"  largest fall of one run's test accuracy from one epoch to the next: {drops} points; "
+                     f"spread of each run over its last {LATE_EPOCHS} epochs: at most {spread:.1f} points")
     if v.get("p_value") is None:
         lines.append(f"  verdict: {v['reason']}")
     else:

@@ -179,7 +179,7 @@ def show_saved_busy(name: str = "06_busy_machine") -> dict | None:
     result = load_result(name)
     if result is None:
         print("No saved result yet: `python -m course_lib.lessons.speed.busy --seconds 20` measures it on this "
-              "machine (about 2 minutes; close other programs first).")
+              "machine (about 2.5 minutes; close other programs first).")
         return None
     print(format_busy(result))
     return result

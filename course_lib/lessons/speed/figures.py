@@ -38,22 +38,21 @@ def plot_throughput(bench_result: dict, name: str | None = "06_throughput"):
 
 
 def plot_bf16(result: dict, name: str | None = "06_bf16_accuracy"):
-    """Test accuracy per epoch of every run of a bf16 study: fp32 solid, bf16 dashed, one shade per seed."""
+    """Test accuracy per epoch of every run of a bf16 study: fp32 on the left, bf16 on the right, one line
+    style per seed, on the same axes range (the model's course colour throughout)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    colour = {"fp32": COLORS["residual"], "bf16": COLORS["other"]}
-    for r in result["runs"]:
-        curve = r.get("test_acc_per_epoch") or []
-        if curve:
-            ax.plot(range(1, len(curve) + 1), [100 * a for a in curve], color=colour[r["precision"]],
-                    ls="-" if r["precision"] == "fp32" else "--", lw=1.2, alpha=0.85,
-                    label=f"{r['precision']}, seed {r['seed']}")
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)")
-    low = min((100 * min(r["test_acc_per_epoch"]) for r in result["runs"] if r.get("test_acc_per_epoch")),
-              default=0)
-    ax.set_ylim(max(0, min(low, 90) - 1), 100)
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    ax.set_title(f"BlogResNet, bf16 autocast vs fp32 (both channels_last); {describe(result)}", fontsize=8)
-    return finish_figure(fig, name=name)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    styles = ["-", "--", ":", "-."]
+    curves = [r for r in result["runs"] if r.get("test_acc_per_epoch")]
+    for ax, precision in zip(axes, ("fp32", "bf16")):
+        for r in (r for r in curves if r["precision"] == precision):
+            acc = [100 * a for a in r["test_acc_per_epoch"]]
+            ax.plot(range(1, len(acc) + 1), acc, color=color_for("BlogResNet"), lw=1.3,
+                    ls=styles[r["seed"] % len(styles)], label=f"seed {r['seed']}: {acc[-1]:.1f}% at the end")
+        ax.set(xlabel="epoch", title=precision if precision == "fp32" else "bf16 autocast")
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(alpha=0.3)
+    low = min((100 * min(r["test_acc_per_epoch"]) for r in curves), default=0)
+    axes[0].set(ylabel="test accuracy (%)", ylim=(max(0, min(low, 90) - 1), 100))
+    return finish_figure(fig, f"BlogResNet, both in channels_last; {describe(result)}", name=name)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ...data import Data
-from .landscape import loss_surface, random_direction, summarise_surface
+from .landscape import loss_surface, lowest_point, random_direction, rise_by_distance, summarise_surface
 from .lesion import (gradient_by_path_length, lesion_accuracy, mean_by_block, n_blocks, random_block_sets,
                      random_deletions, single_deletions)
 from ...models import plain_net, residual_net
@@ -116,9 +116,11 @@ def _training_summary(model: nn.Module) -> dict:
                 seconds=sum(r.get("seconds", 0) for r in h.records))
 
 
-def twin_summary(models: dict[str, nn.Module], n_test: int) -> str:
-    """One line per trained twin: epochs, final training loss, final test accuracy with its 95% Wilson
-    interval on ``n_test`` test images. One seed each: a description of these nets, not a comparison."""
+def twin_summary(models: dict[str, nn.Module], n_test: int, last_epochs: int = 3) -> str:
+    """Two lines per trained twin: epochs, final training loss, final test accuracy with its 95% Wilson
+    interval on ``n_test`` test images; then training loss and test accuracy over the ``last_epochs`` epochs
+    (still falling or rising: the net had not finished training). One seed each: a description of these
+    nets, not a comparison."""
     lines = []
     for kind, model in models.items():
         h = getattr(model, "history", None)
@@ -129,7 +131,33 @@ def twin_summary(models: dict[str, nn.Module], n_test: int) -> str:
         low, high = accuracy_interval(last["test_acc"], n_test)
         lines.append(f"{kind:8s} after {len(h)} epochs: mean training loss in the last epoch {last['train_loss']:.3f}, "
                      f"test accuracy {last['test_acc']:.1%} (95% interval {low:.1%} to {high:.1%}, {n_test:,} images)")
+        tail = h.records[-last_epochs:]
+        lines.append(f"{'':8s} last {len(tail)} epochs: training loss "
+                     + " -> ".join(f"{r['train_loss']:.3f}" for r in tail) + ", test accuracy "
+                     + " -> ".join(f"{r['test_acc']:.1%}" for r in tail))
     return "\n".join(lines)
+
+
+def data_label(source) -> str:
+    """What a result or figure was measured on, for titles: e.g. "MNIST sample, 4,000 train / 1,000 test".
+
+    ``source``: a :class:`course_lib.data.DataInfo`, or a result dict with ``meta`` (as saved by this lesson).
+    """
+    info = source.get("meta", source) if isinstance(source, dict) else source.as_dict()
+    dataset, where = info.get("dataset"), str(info.get("source", ""))
+    name = {"mnist": "MNIST", "fashion": "Fashion-MNIST", "sample": "MNIST"}.get(dataset, str(dataset))
+    name += " sample" if "sample" in where or dataset == "sample" else f" ({where})"
+    return f"{name}, {info.get('n_train', 0):,} train / {info.get('n_test', 0):,} test"
+
+
+def figure_title(source, profile: Profile | str | None = None, device: str | None = None) -> str:
+    """A figure title: :func:`data_label`, the device and the profile (read from a result's ``meta`` when
+    ``source`` is a result dict; given as arguments for a DataInfo)."""
+    meta = source.get("meta", {}) if isinstance(source, dict) else {}
+    device = device or meta.get("device_name") or meta.get("device")
+    prof = meta.get("profile") or (as_profile(profile).name if profile is not None else None)
+    parts = [data_label(source)] + ([f"device {device}"] if device else []) + ([f"profile {prof}"] if prof else [])
+    return "; ".join(parts)
 
 
 def run_lesion_study(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None,
@@ -221,25 +249,76 @@ def run_landscape(models: dict[str, nn.Module], data: Data, profile: Profile | s
     return result
 
 
-def landscape_table(result: dict) -> str:
+NEAR = (0.1, 0.2, 0.3)  # distances from theta (in units of the filter-normalised directions) that describe the basin
+
+
+def landscape_table(result: dict, near: tuple[float, ...] = NEAR) -> str:
     """A text table of :func:`run_landscape`'s result: one row per net and pair of directions, with the loss
-    at the trained weights, the highest loss on the grid, the share of the grid below ln 10, the share less
-    than 1 nat above the centre, and the strict local minima inside the grid (edge points excluded)."""
-    lines = [f"{'net':9s} {'directions':>10s} {'loss at θ':>9s} {'highest':>8s} {'< ln 10':>8s} "
+    at the trained weights, the mean rise of the loss above it at the distances ``near`` from theta (how sharp
+    the basin is close to theta, :func:`rise_by_distance`), the highest loss on the grid (at its edge: how high
+    the walls are far out), the share of the grid below ln 10, the share less than 1 nat above the centre, and
+    the strict local minima inside the grid (edge points excluded)."""
+    first = result["plain"]["pairs"][0]["surface"]
+    at = "/".join(f"{r:g}" for r in rise_by_distance(first, near))
+    rise_head = f"rise at {at}"
+    lines = [f"{'net':9s} {'directions':>10s} {'loss at θ':>9s} {rise_head:>16s} {'highest':>8s} {'< ln 10':>8s} "
              f"{'< θ + 1':>8s}  minima inside the grid"]
     for kind in ("plain", "residual"):
         for pair in result[kind]["pairs"]:
             sm = pair["summary"]
+            rises = "/".join(f"{v:.2f}".replace("0.", ".", 1) if v < 1 else f"{v:.1f}"
+                             for v in rise_by_distance(pair["surface"], near).values())
             minima = ", ".join("θ" if a == 0 and b == 0 else f"(a={a:.1f}, b={b:.1f}: {loss:.3g})"
                                for a, b, loss in sm["interior_minima"]) or "none"
             lines.append(f"{kind:9s} {'seeds %d,%d' % tuple(pair['seeds']):>10s} {sm['centre_loss']:>9.3f} "
-                         f"{sm['max_loss']:>8.1f} {sm['below_chance']:>8.1%} {sm['within_1']:>8.1%}  {minima}")
+                         f"{rises:>16s} {sm['max_loss']:>8.1f} {sm['below_chance']:>8.1%} {sm['within_1']:>8.1%}  "
+                         f"{minima}")
+    return "\n".join(lines)
+
+
+def _span(values: list, among: list | None = None) -> str:
+    """``[0.1, 0.2, 0.3]`` -> "0.1 to 0.3" when the values are consecutive in ``among`` (default: the values
+    themselves), else "0.1, 0.3"; one value -> "0.1"."""
+    values = sorted(values)
+    among = sorted(among) if among is not None else values
+    if len(values) == 1:
+        return f"{values[0]:g}"
+    if among.index(values[-1]) - among.index(values[0]) == len(values) - 1:
+        return f"{values[0]:g} to {values[-1]:g}"
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def landscape_comparison(result: dict) -> str:
+    """Per pair of directions, where the residual net's 2-D slice is flatter than the plain net's and where it
+    climbs higher (mean rise above each net's own loss at theta, by distance: :func:`rise_by_distance`), and the
+    highest loss of both 1-D slices; then, per net, how many slices have a grid point below the loss at theta."""
+    lines = []
+    for plain, res in zip(result["plain"]["pairs"], result["residual"]["pairs"]):
+        p_rise, r_rise = rise_by_distance(plain["surface"]), rise_by_distance(res["surface"])
+        lower = [r for r in p_rise if r_rise[r] < p_rise[r]]
+        higher = [r for r in p_rise if r_rise[r] >= p_rise[r]]
+        where = (f"residual rise lower at distance {_span(lower, list(p_rise))}" if lower
+                 else "residual rise never lower")
+        where += f", higher at {_span(higher, list(p_rise))}" if higher else ", never higher"
+        p1, r1 = max(plain["slice"]["loss"]), max(res["slice"]["loss"])
+        lines.append(f"seeds {plain['seeds'][0]},{plain['seeds'][1]}: {where}; "
+                     f"1-D slice highest loss: plain {p1:.1f}, residual {r1:.1f}")
+    for kind in ("plain", "residual"):
+        pairs = result[kind]["pairs"]
+        for key, label in (("surface", "2-D"), ("slice", "1-D")):
+            low = [lowest_point(p[key]) for p in pairs]
+            off = [lp for lp in low if lp["steps"] > 0]
+            detail = (f", {_span(sorted({lp['steps'] for lp in off}))} grid step(s) away, "
+                      f"at most {max(lp['drop'] for lp in off):.3f} below loss(θ) = {pairs[0]['summary']['centre_loss']:.3f}"
+                      if off else "")
+            lines.append(f"{kind:8s} {label} slices whose lowest grid point is not θ: {len(off)} of {len(low)}{detail}")
     return "\n".join(lines)
 
 
 def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
     """A text table: for each k, mean test accuracy over the random draws for both nets; with
-    ``kept_block`` (0-based) also the residual net's mean over the draws that keep that block; and,
+    ``kept_block`` (0-based) also the residual net's mean over the draws that keep that block (and how many of
+    the draws do); and,
     when measured, both nets with BatchNorm statistics recomputed."""
     rnd = {kind: {int(k): v for k, v in result[kind]["random"].items()} for kind in ("plain", "residual")}
     with_bn = all(result[kind].get("random_bn") for kind in ("plain", "residual"))
@@ -255,7 +334,10 @@ def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
         line = f"{k:>3} {np.mean(rnd['plain'][k]):>9.1%} {np.mean(rnd['residual'][k]):>9.1%}"
         if split is not None:
             kept = split[k][1]
-            line += f" {kept:>20.1%}" if kept is not None else f" {'(always deleted)':>20}"
+            sets = {int(j): v for j, v in result["block_sets"].items()}[k]
+            n_kept = sum(kept_block not in blocks for blocks in sets)
+            line += (f" {f'{kept:.1%} ({n_kept} of {len(sets)})':>20}" if kept is not None
+                     else f" {'(always deleted)':>20}")
         if with_bn:
             line += f" {np.mean(bn['plain'][k]):>9.1%} {np.mean(bn['residual'][k]):>9.1%}"
         lines.append(line)

@@ -147,6 +147,46 @@ def summarise_surface(surface: dict) -> dict:
                 interior_minima=minima)
 
 
+def _distances(surface: dict) -> tuple[np.ndarray, np.ndarray, float]:
+    """(loss, distance from the centre, loss at the centre) of a 1-D or 2-D slice. The distance of a 2-D grid
+    point is max(|a|, |b|), so the points at one distance form a square ring around theta."""
+    loss, coords = np.array(surface["loss"], dtype=float), np.asarray(surface["coords"], dtype=float)
+    if loss.ndim == 1:
+        dist = np.abs(coords)
+    else:
+        a, b = np.meshgrid(coords, coords)  # loss is indexed [b][a]
+        dist = np.maximum(np.abs(a), np.abs(b))
+    centre = loss[np.unravel_index(np.argmin(dist), dist.shape)]
+    return loss, np.round(dist, 9), float(centre)
+
+
+def rise_by_distance(surface: dict, distances: Sequence[float] | None = None) -> dict[float, float]:
+    """How far the loss climbs above the loss at theta, by distance from theta.
+
+    ``surface``: a 1-D or 2-D slice from :func:`loss_surface`. For each distance r on the grid, the mean of
+    loss - loss(theta) over the points at distance r (2-D: the square ring max(|a|, |b|) = r; 1-D: a = +-r).
+    ``distances``: the r wanted (each replaced by the nearest distance on the grid; duplicates dropped);
+    default every distance on the grid. Returns ``{r: mean rise}`` in increasing r. Near theta this measures
+    how sharp the basin is; far out, how high its walls are.
+    """
+    loss, dist, centre = _distances(surface)
+    on_grid = np.unique(dist[dist > 0])
+    wanted = on_grid if distances is None else np.unique([on_grid[np.argmin(np.abs(on_grid - r))] for r in distances])
+    return {float(r): float((loss[dist == r] - centre).mean()) for r in wanted}
+
+
+def lowest_point(surface: dict) -> dict:
+    """The lowest grid point of a 1-D or 2-D slice: ``coords`` (a,) or (a, b), ``loss``, ``drop`` (loss at
+    theta minus the lowest loss, >= 0) and ``steps`` (its distance from theta in grid steps; 0: theta itself)."""
+    loss, dist, centre = _distances(surface)
+    idx = np.unravel_index(np.argmin(loss), loss.shape)
+    coords = np.asarray(surface["coords"], dtype=float)
+    step = float(np.diff(coords).mean()) if len(coords) > 1 else 1.0
+    where = (float(coords[idx[0]]),) if loss.ndim == 1 else (float(coords[idx[1]]), float(coords[idx[0]]))
+    return dict(coords=where, loss=float(loss[idx]), drop=centre - float(loss[idx]),
+                steps=int(round(float(dist[idx]) / step)))
+
+
 # --------------------------------------------------------------------------- plots
 
 
@@ -159,59 +199,77 @@ PAIR_STYLES = ("-", "--", ":", "-.")  # one line style per direction pair; colou
 
 
 def plot_slices_1d(slices: dict, name: str | None = "05_landscape_1d", title: str = "",
-                   labels: Sequence[str] | None = None):
-    """Loss (log scale) and accuracy along filter-normalised directions: colour = net, line style = direction.
+                   labels: Sequence[str] | None = None, near: float = 0.3):
+    """1-D slices along filter-normalised directions: colour = net, line style = direction.
 
+    Three panels: the rise of the loss above the loss at theta on a linear axis, the same within ``near`` of
+    theta, and the accuracy. The rise, not the loss itself, so that two nets whose losses at theta differ
+    tenfold are compared from their own floors; a log axis would stretch the lower net's small rises.
     ``slices``: ``{kind: surface}`` or ``{kind: [surface, ...]}`` with 1-D surfaces from :func:`loss_surface`,
     one per random direction; ``labels``: one name per direction (default "direction 1", ...).
     """
     slices = _as_pairs(slices)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax_far, ax_near, ax_acc) = plt.subplots(1, 3, figsize=(14, 3.8))
     for kind, per_pair in slices.items():
         for i, s in enumerate(per_pair):
+            a, (loss, _, centre) = np.asarray(s["coords"], dtype=float), _distances(s)
             label = f"{kind} net, {labels[i] if labels else f'direction {i + 1}'}"
             style = dict(color=COLORS.get(kind), ls=PAIR_STYLES[i % len(PAIR_STYLES)], label=label)
-            ax_loss.semilogy(s["coords"], s["loss"], **style)
-            ax_acc.plot(s["coords"], 100 * np.array(s["acc"]), **style)
-    ax_loss.axhline(np.log(10), color=COLORS["neutral"], lw=1, ls=":", label="ln 10 (chance-level loss)")
-    ax_loss.set(xlabel="step a along the direction", ylabel="training loss (log scale)", title="1-D slices: loss")
+            ax_far.plot(a, loss - centre, **style)
+            inside = np.abs(a) <= near + 1e-9
+            ax_near.plot(a[inside], loss[inside] - centre, **style)
+            ax_acc.plot(a, 100 * np.array(s["acc"]), **style)
+    ax_far.set(xlabel="step a along the direction", ylabel="loss − loss(θ) (nats)", title="1-D slices: rise of the loss")
+    ax_near.set(xlabel="step a along the direction", ylabel="loss − loss(θ) (nats)",
+                title=f"the same, within {near:g} of θ")
     ax_acc.set(xlabel="step a along the direction", ylabel="training accuracy (%)", title="1-D slices: accuracy",
                ylim=(0, 100))
-    for ax in (ax_loss, ax_acc):
+    for ax in (ax_far, ax_near, ax_acc):
         ax.grid(alpha=0.3)
-    ax_loss.legend(fontsize=7)
+    ax_far.legend(fontsize=7)
     return finish_figure(fig, title, name)
 
 
 def plot_contours(surfaces: dict, name: str | None = "05_landscape_2d", title: str = "", levels: int = 20,
                   labels: Sequence[str] | None = None):
-    """Contour plots of 2-D slices: one column per net, one row per pair of directions, all on the same
-    log-spaced loss levels, with the ln 10 contour drawn thick (inside it the loss is below chance level).
+    """Contour plots of 2-D slices: one column per net, one row per pair of directions.
 
-    ``surfaces``: ``{kind: surface}`` or ``{kind: [surface per pair]}`` with 2-D surfaces from
-    :func:`loss_surface`; ``labels``: one name per pair (default "directions 1").
+    The contours are of loss − loss(theta), on the same linearly spaced levels in every panel, so that each net
+    is read from its own floor (log-spaced levels of the loss itself would crowd the lower net's centre). Drawn
+    thick in the net's colour: loss = ln 10 (inside it the loss is below chance level); dashed: 1 nat above
+    the loss at theta. ``surfaces``: ``{kind: surface}`` or ``{kind: [surface per pair]}`` with 2-D surfaces
+    from :func:`loss_surface`; ``labels``: one name per pair (default "directions 1").
     """
     surfaces = _as_pairs(surfaces)
     kinds = list(surfaces)
     rows = max(len(v) for v in surfaces.values())
-    all_loss = np.concatenate([np.ravel(s["loss"]) for k in kinds for s in surfaces[k]])
-    low, high = max(all_loss.min(), 1e-3), all_loss.max()
-    lv = np.geomspace(low, high, levels) if high > low * 1.01 else np.linspace(low * 0.99, high * 1.01 + 1e-6, levels)
+    rises: dict[str, list[tuple[np.ndarray, float]]] = {k: [] for k in kinds}  # (loss - loss(theta), loss(theta))
+    for k in kinds:
+        for s in surfaces[k]:
+            loss, _, centre = _distances(s)
+            rises[k].append((loss - centre, centre))
+    high = max(float(r.max()) for k in kinds for r, _ in rises[k])
+    lv = np.linspace(0, high, levels + 1)[1:] if high > 0 else [1e-6]
     fig, axes = plt.subplots(rows, len(kinds), figsize=(4.4 * len(kinds) + 1.2, 3.9 * rows), squeeze=False,
                              layout="constrained")
     cs = None
     for col, kind in enumerate(kinds):
         for row, s in enumerate(surfaces[kind]):
-            ax, c, loss = axes[row][col], np.array(s["coords"]), np.array(s["loss"])
-            cs = ax.contour(c, c, loss, levels=lv, cmap="viridis", norm="log", linewidths=1)
-            if loss.min() < np.log(10) < loss.max():
-                ax.contour(c, c, loss, levels=[np.log(10)], colors=[COLORS.get(kind, "k")], linewidths=2.5)
+            ax, c = axes[row][col], np.array(s["coords"])
+            rise, centre = rises[kind][row]
+            cs = ax.contour(c, c, rise, levels=lv, cmap="viridis", vmin=0, vmax=high, linewidths=1)
+            if rise.min() < 1.0 < rise.max():
+                ax.contour(c, c, rise, levels=[1.0], colors=[COLORS.get(kind, "k")], linewidths=1.5,
+                           linestyles="--")
+            if rise.min() < np.log(10) - centre < rise.max():
+                ax.contour(c, c, rise, levels=[np.log(10) - centre], colors=[COLORS.get(kind, "k")], linewidths=2.5)
             ax.plot(0, 0, "k+", ms=10)
             pair = labels[row] if labels else f"directions {row + 1}"
             ax.set(xlabel="direction 1 (a)", ylabel="direction 2 (b)" if col == 0 else "",
                    title=f"{kind} net, {pair}", aspect="equal")
-    fig.colorbar(cs, ax=axes.ravel().tolist(), label="training loss (log-spaced levels)", shrink=0.85, format="%.2g")
-    note = "+: the trained weights θ; thick line: loss = ln 10 (chance level)"
+    fig.colorbar(cs, ax=axes.ravel().tolist(), label="loss − loss(θ), nats (linear levels)", shrink=0.85,
+                 format="%.3g")
+    note = "+: the trained weights θ; thick line: loss = ln 10 (chance level); dashed: 1 nat above loss(θ)"
     fig.suptitle(f"{title}\n{note}" if title else note, fontsize=9)
     if name:
         save_figure(fig, name)

@@ -309,7 +309,8 @@ def plot_random_deletions(result: dict, name: str | None = "05_random_deletions"
 
 def plot_path_lengths(paths: dict, name: str | None = "05_paths", title: str = ""):
     """Veit et al.'s Figure 6 for our net: (a) how many paths of each length, (b) gradient per path
-    of length k (log scale), (c) gradient from all paths of length k together (share of the total).
+    of length k (log scale), (c) the per-path gradient norms of all paths of length k added up, as a share of
+    the sum over all paths (a share of summed norms: the path gradients themselves partly cancel).
 
     ``paths``: the dict returned by :func:`gradient_by_path_length`.
     """
@@ -319,10 +320,10 @@ def plot_path_lengths(paths: dict, name: str | None = "05_paths", title: str = "
     a.set(xlabel="path length k", ylabel="number of paths", title=f"(a) C({paths['n']}, k) paths of length k")
     b.semilogy(k, paths["per_path"], marker="o", color=COLORS["residual"])
     b.set(xlabel="path length k", ylabel="mean gradient norm", title="(b) gradient along one path")
-    c.bar(k, 100 * np.array(paths["share"]), color=COLORS["residual"], label="share of gradient")
+    c.bar(k, 100 * np.array(paths["share"]), color=COLORS["residual"], label="share of the summed path norms")
     c.plot(k, 100 * np.array(paths["path_share"]), "o--", color=COLORS["neutral"], label="share of paths")
     c.legend(fontsize=8)
-    c.set(xlabel="path length k", ylabel="share of total gradient (%)", title="(c) all paths of length k")
+    c.set(xlabel="path length k", ylabel="share of summed per-path norms (%)", title="(c) all paths of length k")
     for ax in (a, b, c):
         ax.set_xticks(k)
         ax.grid(alpha=0.3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -159,6 +160,20 @@ def test_every_profile_has_settings():
         cfg = cmp.settings_for(name)
         assert cfg["epochs"] >= 1 and cfg["seeds"] >= 1
     assert cmp.settings_for("full")["epochs"] == 30 and cmp.settings_for("full")["train_limit"] is None
+    # notebook 04's budget in the cpu profile: the live run (3 seeds, the fewest the rule accepts) and the shuffle
+    # demo (3 conditions) together stay near 2,000 SGD steps of batch 64, about 150 s of one CPU core in all
+    cpu = cmp.settings_for("cpu")
+    live = cpu["seeds"] * len(cmp.MODELS) * cpu["epochs"] * math.ceil(cpu["train_limit"] / 64)
+    demo = 3 * cpu["shuffle_epochs"] * math.ceil((cpu["shuffle_train"] or cpu["train_limit"]) / 64)
+    assert cpu["seeds"] >= 3 and live + demo <= 2_100
+
+
+def test_the_progress_lines_carry_no_seconds(tiny, capsys):
+    """How long a run took says how busy the machine was, not what the model learned: not printed."""
+    cmp.run_compare("smoke", data=tiny.subset(train=64, test=32), seeds=[0], epochs=1, models=["BlogCNN"],
+                    device="cpu", verbose=True)
+    out = capsys.readouterr().out
+    assert "[compare] BlogCNN    seed 0: epoch 1: train loss" in out and not re.search(r"\d s\b", out)
 
 
 # --------------------------------------------------------------------------- init and combining
