@@ -382,8 +382,8 @@ def claim_verdicts(result: dict) -> list[dict]:
     exact = bool(result.get("meta", {}).get("blog_protocol_exact"))
     n = n_test(result)
     spread = {r["model"]: r for r in seed_spread(result)}
-    where = ("full MNIST" if exact else f"{_DATASET_NAMES.get(result['dataset'], result['dataset'])} "
-             f"({result['meta'].get('n_train') or 0:,} training images), not full MNIST")
+    where = ("full MNIST" if exact else f"{_DATASET_NAMES.get(result['dataset'], result['dataset'])}, "
+             "not full MNIST")
     rows = []
     for model, claim in BLOG_CLAIMS.items():
         r = spread.get(model)
@@ -401,11 +401,11 @@ def claim_verdicts(result: dict) -> list[dict]:
                        f"**not reproduced**: ours is {max(loss / c_loss, c_loss / loss):.0f}x "
                        f"{'lower' if loss < c_loss else 'higher'}")
         else:
-            verdict = (f"**not comparable**: a training loss depends on the data; ours is "
-                       f"{'lower' if loss < c_loss else 'higher'} on {where}")
+            verdict = (f"**not comparable** (other data): ours is "
+                       f"{'lower' if loss < c_loss else 'higher'}")
         rows.append({"claim": f"{model}: train loss {c_loss}", "measured": measured, "verdict": verdict})
         measured = (f"{_mean_sd_text(r['accs'])} at step {r['steps']:,}; 95% Wilson {_pct_interval(r['acc_mean'], n)} "
-                    f"on {n:,} test images (test-set noise only, not seeds)")
+                    f"on {n:,} test images")
         rows.append({"claim": f"{model}: test accuracy {claim['test_acc']:.1%}", "measured": measured,
                      "verdict": _accuracy_verdict(r, claim["test_acc"], n, exact, where)})
     claims = {("BlogResNet", "BlogCNN"): "Implied: the ResNet beats the CNN",
@@ -458,12 +458,9 @@ def format_run_summary(result: dict) -> str:
 def readme_verdicts() -> str:
     """The README's verdict tables: the rule used, :func:`format_verdicts` of each of :data:`SAVED_RUNS`, and the
     runs of :data:`EXTRA_RUNS` (the other initialisations) in one line per model."""
-    rule = (f"A difference is called real only with at least {MIN_SEEDS} seeds per model, Welch's t-test p < {ALPHA} "
-            f"(two equally good models are called different in at most {ALPHA:.0%} of comparisons; that rate is per "
-            f"comparison, so over several the chance of at least one false positive is higher) and a gap wider than "
-            f"the wider of the two means' 95% Wilson half-widths (a conservative heuristic for models scored on the "
-            f"same test images; `course_lib.stats.compare_accuracies`). A Wilson interval is test-set noise only; "
-            f"± is the sd over seeds; the CI is Welch's 95% confidence interval of the difference.")
+    rule = (f"Rule for a real difference (`course_lib.stats.compare_accuracies`): at least {MIN_SEEDS} seeds per "
+            f"model, Welch's t-test p < {ALPHA} ({ALPHA:.0%} false positives per comparison) and a gap wider than the "
+            f"95% Wilson half-width. Wilson intervals are test-set noise only; ± is the sd over seeds.")
     extra = [load_result(name) for name in EXTRA_RUNS]
     tail = [format_run_summary(r) for r in extra if r is not None]
     return "\n\n".join([rule] + [format_verdicts(load_result(name)) for name in SAVED_RUNS] + tail)

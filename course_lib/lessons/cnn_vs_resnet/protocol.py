@@ -162,20 +162,9 @@ def run_compare(
     runs, statuses = [], []
     for seed in seed_list:
         for name in models:
-            seed_everything(seed)
-            model = build_named(name)
-            ckpt = Path(checkpoint_dir) / f"{name}_seed{seed}.pt" if checkpoint_dir else None
-            history = fit(model, on_device, blog_protocol(n_epochs, seed), SpeedOptions(device=dev),
-                          progress=False, checkpoint=ckpt)
-            records = [{k: r[k] for k in ("epoch", "train_loss", "test_acc", "seconds")} for r in history.records]
-            runs.append({"model": name, "seed": seed, "params": count_params(model), "history": records})
-            statuses.append({"model": name, "seed": seed, "status": history.status, "message": history.message})
-            if verbose:
-                last = records[-1] if records else {}
-                print(f"[compare] {name:<10} seed {seed}: " + (  # no seconds: they measure the machine's load
-                    f"epoch {last['epoch']}: train loss {last['train_loss']:.4f}, test acc {last['test_acc']:.2%}"
-                    if last else "no epoch completed")
-                    + ("" if history.status == "completed" else f" ({history.status})"))
+            run, status = _train_one(name, seed, on_device, n_epochs, dev, checkpoint_dir, verbose)
+            runs.append(run)
+            statuses.append(status)
     protocol = dict(BLOG_PROTOCOL, epochs=n_epochs)
     meta = make_meta(info, dev, prof, seeds=seed_list, train_limit=info.n_train, test_limit=info.n_test,
                      note=info.note, run_status=statuses, shuffle=True,
@@ -184,6 +173,25 @@ def run_compare(
     dataset_label = "sample" if info.dataset == "mnist" and info.source.startswith("sample") else info.dataset
     return {"dataset": dataset_label, "source": info.source, "device": str(dev), "profile": prof.name,
             "protocol": protocol, "runs": runs, "meta": meta}
+
+
+def _train_one(name: str, seed: int, data: Data, n_epochs: int, dev: torch.device,
+               checkpoint_dir: str | Path | None, verbose: bool) -> tuple[dict, dict]:
+    """Train one model of the experiment with one seed; return its run record and its status record."""
+    seed_everything(seed)
+    model = build_named(name)
+    ckpt = Path(checkpoint_dir) / f"{name}_seed{seed}.pt" if checkpoint_dir else None
+    history = fit(model, data, blog_protocol(n_epochs, seed), SpeedOptions(device=dev),
+                  progress=False, checkpoint=ckpt)
+    records = [{k: r[k] for k in ("epoch", "train_loss", "test_acc", "seconds")} for r in history.records]
+    if verbose:
+        last = records[-1] if records else {}
+        print(f"[compare] {name:<10} seed {seed}: " + (  # no seconds: they measure the machine's load
+            f"epoch {last['epoch']}: train loss {last['train_loss']:.4f}, test acc {last['test_acc']:.2%}"
+            if last else "no epoch completed")
+            + ("" if history.status == "completed" else f" ({history.status})"))
+    run = {"model": name, "seed": seed, "params": count_params(model), "history": records}
+    return run, {"model": name, "seed": seed, "status": history.status, "message": history.message}
 
 
 def combine(*results: dict) -> dict:
