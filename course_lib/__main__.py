@@ -1,11 +1,4 @@
-"""The course's command line: ``python -m course_lib COMMAND``.
-
-Thin on purpose: every command calls a ``course_lib`` function and writes what it
-returns. Every value is checked before any work starts: numbers by their argparse type
-(a bad one exits with code 2 and argparse's one-line message), output paths by
-:func:`course_lib.locations.ensure_folder` / :func:`~course_lib.locations.file_target`.
-Errors the user can fix are printed as one message and exit with code 2.
-"""
+"""The course's command line: values are checked before work starts; a fixable error is one message, exit 2."""
 from __future__ import annotations
 
 import argparse
@@ -16,11 +9,7 @@ from .errors import CourseError
 
 
 def number(kind: type, low: float, high: float | None = None, hint: str = ""):
-    """An argparse ``type`` that accepts a finite ``kind`` (int or float) from ``low`` to ``high`` (None: no limit).
-
-    Anything else (0 where 1 is the least, a negative, NaN, inf, "ten", 2.5 for a whole number) is refused with
-    a message naming the value, the range and ``hint``, before the command does any work.
-    """
+    """An argparse ``type``: a finite ``kind`` from ``low`` to ``high`` (None: no limit), else refused with ``hint``."""
     what = "whole number" if kind is int else "number"
     fmt = (lambda v: f"{v:,}") if kind is int else (lambda v: f"{v:g}")
     span = f"from {fmt(low)} to {fmt(high)}" if high is not None else f"of at least {fmt(low)}"
@@ -49,6 +38,10 @@ LIMIT = number(int, 1, None, "how many images to use")
 STEPS = number(int, 1, 1_000_000, "timed training steps")
 
 
+def _names(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
 def _write_json(result: dict, out: str | None) -> None:
     if out:
         from .locations import display_path
@@ -58,7 +51,6 @@ def _write_json(result: dict, out: str | None) -> None:
 
 
 def _check_out_file(out: str | None) -> None:
-    """Refuse a folder at ``--out`` (or a file where its folder belongs) before any work starts."""
     if out:
         from .locations import file_target
 
@@ -71,8 +63,8 @@ def cmd_info(args) -> int:
 
     from .data import data_source_report
     from .locations import data_root, display_path, figures_dir
+    from .devices import pick_device
     from .profiles import get_profile
-    from .training import pick_device
 
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}")
     print(f"device (auto): {pick_device('auto', verbose=False)}"
@@ -96,19 +88,20 @@ def cmd_train(args) -> int:
     from .data import dataset_name, load_data
     from .locations import ensure_folder
     from .models import build_model, count_params
+    from .devices import pick_device
     from .results import write_json
-    from .training import fit, pick_device, seed_everything
+    from .training import Protocol, SpeedOptions, fit, seed_everything
 
     device = pick_device(args.device, verbose=False)
     dataset_name(args.dataset)
     seed_everything(args.seed)
-    model = build_model(args.model)  # an unknown name fails here, before the data is loaded
+    model = build_model(args.model)  # an unknown name fails before the data is loaded
     out = ensure_folder(args.out, "--out folder")
     data = load_data(args.dataset, root=args.root, train_limit=args.train_limit, test_limit=args.test_limit)
     print(f"data: {data.info}")
     print(f"model: {args.model}, {count_params(model):,} parameters")
-    history = fit(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                  device=device, amp=args.amp, checkpoint=out / "checkpoint.pt",
+    protocol = Protocol(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    history = fit(model, data, protocol, SpeedOptions(device=device, amp=args.amp), checkpoint=out / "checkpoint.pt",
                   resume=out / "checkpoint.pt" if args.resume else None, progress=not args.quiet)
     write_json(out / "history.json", history.as_dict())
     for r in history.records:
@@ -120,10 +113,10 @@ def cmd_train(args) -> int:
 
 def cmd_degradation(args) -> int:
     from .lessons.degradation import print_catch_up, print_summary, print_trained_gradients, print_verdict, run_sweep
-    from .profiles import as_profile
+    from .profiles import get_profile
 
     _check_out_file(args.out)
-    result = run_sweep(as_profile(args.profile), seeds=args.seeds)
+    result = run_sweep(get_profile(args.profile), seeds=args.seeds)
     print_summary(result)
     print_verdict(result)
     print_catch_up(result)
@@ -135,19 +128,18 @@ def cmd_degradation(args) -> int:
 def cmd_compare(args) -> int:
     from .data import dataset_name
     from .errors import ConfigError
-    from .lessons.cnn_vs_resnet.protocol import MODELS, run_compare
+    from .lessons.cnn_vs_resnet.protocol import COMPARED, compared_models, run_compare
     from .locations import ensure_folder
-    from .models import display_name
-    from .profiles import as_profile
+    from .profiles import get_profile
 
     _check_out_file(args.out)
-    profile = as_profile(args.profile)
+    profile = get_profile(args.profile)
     if args.dataset:
         dataset_name(args.dataset)
-    # either name of a model is accepted; the result always records the display name
-    models = [display_name(m) for m in args.models.split(",") if m.strip()] if args.models else list(MODELS)
-    if not models:
-        raise ConfigError(f"--models {args.models!r} names no model. Fix: e.g. --models {','.join(MODELS)}")
+    names = _names(args.models) if args.models else None
+    if names == []:
+        raise ConfigError(f"--models {args.models!r} names no model. Fix: e.g. --models {','.join(COMPARED)}")
+    models = compared_models(names)
     if args.checkpoints:  # created only once every name above is known to be good
         ensure_folder(args.checkpoints, "--checkpoints folder")
     result = run_compare(profile, dataset=args.dataset, seeds=args.seeds, device=args.device,
@@ -161,9 +153,12 @@ def cmd_compare(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_data, load_idx_pair
+    from .data import load_data
+    from .idx_files import load_idx_pair
     from .errors import ConfigError
-    from .training import evaluate, load_checkpoint, pick_device
+    from .checkpoints import load_checkpoint
+    from .devices import pick_device
+    from .training import evaluate
 
     _check_out_file(args.out)
     device = pick_device(args.device, verbose=False)
@@ -200,28 +195,35 @@ def cmd_gpu_protocol(args) -> int:
 
     _check_out_file(args.out)
     config = GpuProtocol(dataset=args.dataset, device=args.device, epochs=args.epochs, seeds=tuple(range(args.seeds)),
-                         paths=tuple(p.strip() for p in args.paths.split(",") if p.strip()),
-                         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+                         paths=tuple(_names(args.paths)), models=tuple(_names(args.models)),
                          train_limit=args.train_limit, test_limit=args.test_limit,
                          compile=COMPILE_CHOICES[args.compile])
     result = run_gpu_protocol(config, out=args.out)
     return 0 if result["complete"] else 1
 
 
-def _add_data(sub) -> None:
-    """The ``data`` subcommand."""
+def cmd_busy(args) -> int:
+    from .lessons.speed import busy
+
+    if args.child:  # one of the study's training processes, started by busy.run_scenario
+        busy.run_child(args.threads, args.seconds, args.start_at)
+    else:
+        print(busy.format_busy(busy.busy_machine_study(args.seconds)))
+    return 0
+
+
+def _add_training(sub) -> None:
+    """The commands that load data, train and test models."""
+    from .lessons.cnn_vs_resnet.protocol import COMPARED
+    from .models import BLOG_MODELS, MODEL_NAMES  # the one registry of model names
+
     p = sub.add_parser("data", help="download or verify a dataset in the data root (for offline classrooms)")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion"])
     p.add_argument("--root", help="data root (default: $COURSE_DATA_ROOT or data/ at the repo root)")
     p.set_defaults(fn=cmd_data)
 
-
-def _add_train(sub) -> None:
-    """The ``train`` subcommand."""
-    from .models import MODEL_NAMES  # the one registry of model names
-
     p = sub.add_parser("train", help="train one model; writes OUT/history.json and OUT/checkpoint.pt")
-    p.add_argument("--model", required=True, help=f"{', '.join(MODEL_NAMES)} (or a display name, e.g. BlogResNet)")
+    p.add_argument("--model", required=True, help=", ".join(MODEL_NAMES))
     p.add_argument("--dataset", default="mnist", help="mnist, fashion or sample")
     p.add_argument("--epochs", type=EPOCHS, default=30)
     p.add_argument("--seed", type=SEED, default=0)
@@ -237,21 +239,13 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_train)
 
-
-def _add_degradation(sub) -> None:
-    """The ``degradation`` subcommand."""
     p = sub.add_parser("degradation", help="the depth sweep of notebook 01: plain vs residual nets, two budgets")
     p.add_argument("--profile", help="smoke, cpu or full (default: $COURSE_PROFILE)")
     p.add_argument("--seeds", type=SEEDS, help="number of seeds (default: the profile's)")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_degradation)
 
-
-def _add_compare(sub) -> None:
-    """The ``compare`` subcommand."""
-    from .models import MODEL_REGISTRY  # the one registry of model names
-
-    p = sub.add_parser("compare", help="the blog's experiment of notebook 04: BlogCNN, BlogPlain, BlogResNet")
+    p = sub.add_parser("compare", help=f"the blog's experiment of notebook 04: {', '.join(COMPARED)}")
     p.add_argument("--profile", help="smoke, cpu or full (default: $COURSE_PROFILE)")
     p.add_argument("--dataset", help="mnist, fashion or sample (default: the profile's)")
     p.add_argument("--seeds", type=SEEDS, help="number of seeds (default: the profile's)")
@@ -259,17 +253,11 @@ def _add_compare(sub) -> None:
     p.add_argument("--epochs", type=EPOCHS, help="epochs (default: the profile's; full = the blog's 30)")
     p.add_argument("--train-limit", type=LIMIT, help="train on a seeded subset of this many images")
     p.add_argument("--test-limit", type=LIMIT, help="test on a seeded subset of this many images")
-    p.add_argument("--models", help="comma-separated display or CLI names, default '"
-                                    + ",".join(e.display for e in MODEL_REGISTRY if not e.kwargs)
-                                    + "'; the init variants are " + ", ".join(
-                                        f"'{e.display}' ({e.cli})" for e in MODEL_REGISTRY if e.kwargs))
+    p.add_argument("--models", help=f"comma-separated, of {', '.join(BLOG_MODELS)} (default: {','.join(COMPARED)})")
     p.add_argument("--checkpoints", help="folder to keep each run's trained weights in (MODEL_seedS.pt)")
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_compare)
 
-
-def _add_evaluate(sub) -> None:
-    """The ``evaluate`` subcommand."""
     p = sub.add_parser("evaluate", help="test accuracy of a saved checkpoint on a dataset's test split")
     p.add_argument("--checkpoint", required=True, help="a .pt file written by train, compare --checkpoints or fit")
     p.add_argument("--dataset", default="mnist", help="mnist, fashion or sample (mnist never falls back to the sample)")
@@ -282,8 +270,8 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(fn=cmd_evaluate)
 
 
-def _add_bench(sub) -> None:
-    """The ``bench`` subcommand."""
+def _add_speed(sub) -> None:
+    """Notebook 06's measurements."""
     p = sub.add_parser("bench", help="images/s of the blog's data pipeline vs the course's, side by side")
     p.add_argument("--model", default="blog-resnet", help="a model name, as for train --model")
     p.add_argument("--steps", type=STEPS, default=150)
@@ -298,9 +286,6 @@ def _add_bench(sub) -> None:
     p.add_argument("--out", help="JSON file to write")
     p.set_defaults(fn=cmd_bench)
 
-
-def _add_gpu_protocol(sub) -> None:
-    """The ``gpu-protocol`` subcommand."""
     p = sub.add_parser("gpu-protocol", help="the blog's full protocol timed: the fast path vs plain fp32, seeds")
     p.add_argument("--dataset", required=True, choices=["fashion", "mnist", "sample"])
     p.add_argument("--device", default="cuda", help="cuda (default; fails at once without a GPU), cuda:N or cpu")
@@ -315,15 +300,22 @@ def _add_gpu_protocol(sub) -> None:
     p.add_argument("--out", help="JSON file, rewritten after every model")
     p.set_defaults(fn=cmd_gpu_protocol)
 
+    p = sub.add_parser("busy", help="one and two training processes side by side; saves 06_busy_machine.json and says where")
+    p.add_argument("--seconds", type=number(float, 0.1, 600, "seconds each scenario trains; the saved study: 20"),
+                   default=20.0)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=number(int, 1, 4096, "PyTorch threads"), default=1, help=argparse.SUPPRESS)
+    p.add_argument("--start-at", type=number(float, 0, None, "a time.time()"), default=0.0, help=argparse.SUPPRESS)
+    p.set_defaults(fn=cmd_busy)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand; each ``_add_NAME`` adds one, with its arguments checked by type."""
+    """The parser of every subcommand, each value checked by its type."""
     parser = argparse.ArgumentParser(prog="python -m course_lib", description="The ResNet course's command line.")
     sub = parser.add_subparsers(dest="command", required=True)
-
     sub.add_parser("info", help="versions, device, profile and the data source of each dataset").set_defaults(fn=cmd_info)
-    for add in (_add_data, _add_train, _add_degradation, _add_compare, _add_evaluate, _add_bench, _add_gpu_protocol):
-        add(sub)
+    _add_training(sub)
+    _add_speed(sub)
     return parser
 
 

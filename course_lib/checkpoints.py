@@ -1,15 +1,7 @@
 """Checkpoints: a trained model saved as data (name, constructor arguments, weights, history), never as code.
 
-A checkpoint is one ``torch.save`` file holding a dict of plain values::
-
-    {"format": "course_lib-checkpoint-1", "spec": {"name": ..., "kwargs": {...}},
-     "state_dict": {name: tensor}, "history": {...} or None, "optimizer": {...} or None,
-     "extra": {...}, "torch": "2.x"}
-
-It is read with torch's weights-only loader, so a file can never run code when it is opened:
-instructors hand checkpoints to students, and students download them. A file that holds anything
-but tensors, numbers, strings, lists and dicts, or that is truncated, corrupt, or lacks a field,
-raises :class:`~course_lib.errors.CheckpointError` naming the file and the fix.
+Instructors hand checkpoints to students, so a file is read with torch's weights-only loader and can never
+run code; a truncated, corrupt, foreign or incomplete file raises a :class:`CheckpointError` naming the fix.
 """
 from __future__ import annotations
 
@@ -22,8 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .devices import pick_device
 from .errors import CheckpointError, ConfigError
+from .history import History
 from .locations import display_path, file_target
+from .models import build_model
 
 CHECKPOINT_FORMAT = "course_lib-checkpoint-1"
 
@@ -34,20 +29,13 @@ _SAFE_TYPES = [torch.torch_version.TorchVersion]
 
 def model_spec(model: nn.Module) -> dict:
     """``model.spec`` (``{"name": ..., "kwargs": {...}}``, set by ``build_model``), or the class name."""
-    spec = getattr(model, "spec", None)
-    if spec is None:
-        spec = {"name": type(model).__name__, "kwargs": {}}
-    return spec
+    return getattr(model, "spec", None) or {"name": type(model).__name__, "kwargs": {}}
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, history=None,
+def save_checkpoint(path: str | Path, model: nn.Module, history: History | None = None,
                     optimizer: torch.optim.Optimizer | None = None, extra: dict | None = None) -> Path:
-    """Save model name, constructor arguments, weights and history in one file, atomically.
-
-    ``history`` is a :class:`~course_lib.training.History` (or None); ``extra`` a dict of plain values
-    (e.g. a GradScaler's state). The file goes to ``PATH.partial`` first and then replaces ``path``,
-    so a process killed while saving leaves the previous checkpoint intact.
-    """
+    """Save model spec, weights, history, optimizer and ``extra`` (plain values) in one file; through
+    ``PATH.partial``, so a process killed while saving leaves the previous checkpoint intact."""
     path = file_target(path, "checkpoint file")
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -66,12 +54,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, history=None,
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The dict a course_lib checkpoint holds, loaded as data only and checked field by field.
-
-    Raises :class:`CheckpointError` naming the file and the fix when the file is missing, holds
-    anything but plain data (a pickled object could run code), is truncated or corrupt, is some other
-    kind of file, or lacks a field.
-    """
+    """The dict a course_lib checkpoint holds (format, spec, state_dict, history, optimizer, extra, torch),
+    loaded as data only and checked field by field."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {display_path(path)}. Fix: check the path, or train first "
@@ -134,21 +118,17 @@ def _check_fields(state) -> str | None:
 
 
 def load_into(model: nn.Module, path: str | Path) -> dict:
-    """Load a checkpoint's weights into ``model``, refusing one made for another model or shape.
-
-    Returns the checkpoint's dict (see :func:`read_checkpoint`).
-    """
+    """Load a checkpoint's weights into ``model``, refusing one made for another model or shape; returns the
+    checkpoint's dict."""
     return _load_weights(model, read_checkpoint(path), path)
 
 
 def _load_weights(model: nn.Module, state: dict, path: str | Path) -> dict:
     theirs, ours = state["spec"], model_spec(model)
     if theirs["name"] != ours["name"] or theirs.get("kwargs", {}) != ours.get("kwargs", {}):
-        raise CheckpointError(
-            f"checkpoint {display_path(path)} holds a {theirs['name']} {theirs.get('kwargs', {})}, "
-            f"but the model is a {ours['name']} {ours.get('kwargs', {})}. Fix: build the matching model, "
-            f"or use course_lib.load_checkpoint(path), which builds it for you."
-        )
+        raise CheckpointError(f"checkpoint {display_path(path)} holds a {theirs['name']} {theirs.get('kwargs', {})}, "
+                              f"but the model is a {ours['name']} {ours.get('kwargs', {})}. Fix: build the matching "
+                              f"model, or use course_lib.load_checkpoint(path), which builds it for you.")
     own = model.state_dict()
     bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
            for k, v in state["state_dict"].items() if k in own and own[k].shape != v.shape]
@@ -162,14 +142,8 @@ def _load_weights(model: nn.Module, state: dict, path: str | Path) -> dict:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model a checkpoint was saved from, load its weights, return it in eval mode.
-
-    The history is attached as ``model.history`` (a :class:`~course_lib.training.History`, or None).
-    """
-    from .devices import pick_device
-    from .models import build_model
-    from .training import History
-
+    """Rebuild the model a checkpoint was saved from, with its weights, in eval mode; ``model.history`` holds
+    its :class:`History` (or None)."""
     state = read_checkpoint(path)
     spec = state["spec"]
     try:

@@ -1,13 +1,5 @@
-"""Counting what a network costs: parameters and multiply-adds, layer by layer.
-
-:func:`layer_table` runs one forward pass with hooks on every leaf module and
-records its output shape, parameters and multiply-adds (MACs). Conv and Linear
-layers are counted exactly: a conv producing ``C_out x H x W`` from ``C_in/groups``
-input channels with a ``k x k`` kernel costs ``C_out * H * W * (C_in/groups) * k * k``
-MACs per image, a Linear ``in x out`` costs ``in * out``. Other layers (BatchNorm,
-ReLU, pooling, additions) are cheap element-wise work and counted as 0 MACs, as
-papers do when they quote FLOPs for ResNets.
-"""
+"""What a network costs, layer by layer: parameters and multiply-adds (MACs) per image. Only conv and linear layers
+count MACs, as papers count a ResNet's FLOPs; element-wise work (BatchNorm, ReLU, pooling, additions) counts 0."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +18,7 @@ class LayerRow:
 
 
 def _macs(module: nn.Module, out: torch.Tensor) -> int:
-    if isinstance(module, nn.Conv2d):
+    if isinstance(module, nn.Conv2d):  # C_out * H * W outputs, each (C_in / groups) * k * k multiply-adds
         kh, kw = module.kernel_size
         return out[0].numel() * (module.in_channels // module.groups) * kh * kw
     if isinstance(module, nn.Linear):
@@ -36,10 +28,8 @@ def _macs(module: nn.Module, out: torch.Tensor) -> int:
 
 @torch.no_grad()
 def layer_table(model: nn.Module, input_size: tuple = (1, 28, 28)) -> list[LayerRow]:
-    """One row per leaf module that runs, in execution order, for one input of ``input_size`` (C x H x W).
-
-    A module that runs twice appears twice; its parameters are counted once (the first time).
-    """
+    """One row per leaf module run, in order, for one input of ``input_size`` (C x H x W); a module run twice
+    appears twice, its parameters counted once."""
     rows: list[LayerRow] = []
     seen: set[int] = set()
     names = {m: n for n, m in model.named_modules()}
@@ -51,8 +41,7 @@ def layer_table(model: nn.Module, input_size: tuple = (1, 28, 28)) -> list[Layer
         seen.add(id(module))
         rows.append(LayerRow(names[module], type(module).__name__, tuple(out.shape[1:]), params, _macs(module, out)))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]  # the leaves
     was_training = model.training
     try:
         model.eval()

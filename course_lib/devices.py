@@ -1,10 +1,5 @@
-"""Devices: which one to train on, what it computes natively, and the one mixed-precision decision.
-
-:func:`pick_device` resolves a device name; :func:`native_bf16` says whether the device has fast
-bfloat16 (from what torch itself reports, never from a list of CPU names); :func:`amp_policy` turns
-an ``amp`` setting into autocast's dtype and the GradScaler decision, for training, evaluation and
-every timing loop alike. All are re-exported by :mod:`course_lib.training`.
-"""
+"""Devices: which one to train on, what it computes natively, and the one mixed-precision decision that
+training, evaluation and every timing loop share."""
 from __future__ import annotations
 
 import contextlib
@@ -18,15 +13,20 @@ DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 _announced_device: set[str] = set()
 
 
+def flush_denormals() -> None:
+    """Flush denormal floats to zero, process-wide: they slow nets without BatchNorm several-fold on a CPU.
+
+    ``setup()``, ``fit`` and the timing loop call it, so a timed step is ``fit``'s step; importing changes nothing."""
+    torch.set_flush_denormal(True)
+
+
 def mps_available() -> bool:
     """Whether Apple's MPS backend is usable here."""
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps and mps.is_available())
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
 def sync_device(device: torch.device) -> None:
-    """Wait until ``device`` has finished its queued work (CUDA and MPS run asynchronously), so a
-    timer read after this call measures the work, not just its launch. A no-op on the CPU."""
+    """Wait for ``device``'s queued work (CUDA and MPS run asynchronously), so a timer measures the work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -34,14 +34,10 @@ def sync_device(device: torch.device) -> None:
 
 
 def pick_device(device: str | torch.device | None = "auto", verbose: bool = True) -> torch.device:
-    """Resolve a device name: ``auto`` (CUDA, then Apple MPS, then CPU), ``cpu``, ``cuda[:N]``, ``mps``.
-
-    ``auto`` announces its pick once per process. Asking for a device this machine
-    does not have raises :class:`DeviceError` saying what is available instead.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    name = (device or "auto").strip().lower()
+    """Resolve ``auto`` (CUDA, then Apple MPS, then CPU; announced once), ``cpu``, ``cuda[:N]`` or ``mps``; a device
+    this machine lacks raises :class:`DeviceError` saying what is available instead."""
+    device = str(device or "auto")  # a torch.device, or anything else a user may pass, as its name
+    name = device.strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
             picked, why = torch.device("cuda"), f"CUDA GPU: {torch.cuda.get_device_name(0)}"
@@ -57,15 +53,13 @@ def pick_device(device: str | torch.device | None = "auto", verbose: bool = True
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise DeviceError(
-                f"device {device!r} was asked for, but this machine has no usable CUDA GPU "
-                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). "
-                f"Fix: use device='auto' (picks {'mps' if mps_available() else 'cpu'} here) or device='cpu'."
-            )
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present. "
-                              f"Fix: use cuda:0 .. cuda:{torch.cuda.device_count() - 1}.")
+            raise DeviceError(f"device {device!r} was asked for, but this machine has no usable CUDA GPU "
+                              f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Fix: use "
+                              f"device='auto' (picks {'mps' if mps_available() else 'cpu'} here) or device='cpu'.")
+        index, count = name[5:] if name != "cuda" else "0", torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            raise DeviceError(f"device {device!r}: only {count} CUDA device(s) present. "
+                              f"Fix: use cuda:0 .. cuda:{count - 1}.")
         return torch.device(name)
     if name == "mps":
         if not mps_available():
@@ -76,8 +70,7 @@ def pick_device(device: str | torch.device | None = "auto", verbose: bool = True
 
 
 def as_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a ``torch.device``: a ``torch.device`` as it is (present or not), a name through
-    :func:`pick_device` (quietly)."""
+    """A ``torch.device`` as it is (present or not), a name through :func:`pick_device` (quietly)."""
     return device if isinstance(device, torch.device) else pick_device(device, verbose=False)
 
 
@@ -101,12 +94,8 @@ def cpu_features() -> dict:
 
 
 def native_bf16(device: str | torch.device = "cpu") -> bool:
-    """Whether ``device`` computes in bfloat16 natively (fast), not by emulation (slower than fp32).
-
-    CPU: the CPU has AVX512-BF16 or AMX-BF16, as torch itself reports it, and PyTorch has oneDNN.
-    CUDA: compute capability 8.0 (Ampere) or newer. ``torch.cuda.is_bf16_supported()`` also counts
-    emulation (T4, V100), so it is not enough. Other devices: False.
-    """
+    """Whether ``device`` computes bfloat16 natively, not by emulation (slower than fp32). CPU: AVX512-BF16 or
+    AMX-BF16 as torch reports it, and oneDNN. CUDA: capability 8.0+ (``is_bf16_supported`` counts emulation)."""
     dev = as_device(device)
     if dev.type == "cuda":
         return torch.cuda.is_available() and tuple(torch.cuda.get_device_capability(dev)) >= (8, 0)
@@ -118,19 +107,15 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
 
 @dataclass(frozen=True)
 class AmpPolicy:
-    """How a step runs in mixed precision on one kind of device: the output of :func:`amp_policy`.
-
-    ``dtype``: None (plain fp32, no autocast), ``torch.bfloat16`` or ``torch.float16``.
-    ``scaler``: whether gradients need a GradScaler: only fp16 on CUDA (bf16 has fp32's range).
-    ``device_type``: ``cpu``, ``cuda`` or ``mps``, as ``torch.autocast`` names it.
-    """
+    """How a step runs in mixed precision: ``dtype`` None (fp32), bfloat16 or float16; ``scaler``: whether
+    gradients need a GradScaler (fp16 on CUDA only: bf16 has fp32's range)."""
 
     dtype: torch.dtype | None
     scaler: bool
     device_type: str
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The autocast context for this policy (a no-op context when ``dtype`` is None)."""
+        """The autocast context for this policy (a no-op for fp32)."""
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
@@ -147,11 +132,8 @@ def check_amp(amp) -> None:
 
 
 def amp_policy(device: str | torch.device, amp: bool | str | AmpPolicy = False) -> AmpPolicy:
-    """The one mixed-precision decision: autocast dtype and GradScaler for ``amp`` on ``device``.
-
-    ``amp``: False (fp32), True (bf16 where the device has it natively, else fp16 on CUDA; bf16 on
-    other devices), ``"bf16"`` or ``"fp16"``. An :class:`AmpPolicy` is returned unchanged.
-    """
+    """Autocast dtype and GradScaler for ``amp`` on ``device``: False (fp32), True (bf16, but fp16 on a CUDA GPU
+    without native bf16), ``"bf16"`` or ``"fp16"``; an :class:`AmpPolicy` is returned unchanged."""
     if isinstance(amp, AmpPolicy):
         return amp
     check_amp(amp)
@@ -163,3 +145,29 @@ def amp_policy(device: str | torch.device, amp: bool | str | AmpPolicy = False) 
     else:
         dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return AmpPolicy(dtype=dtype, scaler=dtype == torch.float16 and dev.type == "cuda", device_type=dev.type)
+
+
+# --------------------------------------------------------------------------- the machine a measurement ran on
+
+
+def describe_machine(device: str | torch.device | None = None) -> dict:
+    """What a measurement ran on, as JSON values: the CPU, cores, torch threads, versions, whether a GPU is here;
+    with ``device``: its name (a CUDA GPU's model, else the device type) and whether it has native bf16."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:  # Linux names the model
+        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    info = dict(cpu=cpu, cpu_cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                platform=platform.platform(terse=True), python=platform.python_version(), torch=torch.__version__,
+                cuda=torch.version.cuda, cudnn=cudnn, gpu_present=torch.cuda.is_available() or mps_available())
+    if device is not None:
+        dev = torch.device(device)
+        on_gpu = dev.type == "cuda" and torch.cuda.is_available()
+        info.update(device=str(dev), device_name=torch.cuda.get_device_name(dev) if on_gpu else dev.type,
+                    native_bf16=native_bf16(dev))
+        if on_gpu:
+            info["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability(dev)))
+    return info

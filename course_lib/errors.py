@@ -1,8 +1,5 @@
-"""The course's own errors. Each message names the problem and the fix.
-
-The command line prints a :class:`CourseError` as one line and exits with code 2; a notebook shows it without a
-long traceback into ``course_lib``. Library bugs stay ordinary Python exceptions.
-"""
+"""Errors a user can fix, each message naming the problem and the fix: the command line prints one as a line
+and exits with code 2, a notebook shows it without a traceback into ``course_lib``; library bugs stay Python's."""
 
 
 class CourseError(Exception):

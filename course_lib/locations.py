@@ -1,19 +1,23 @@
 """Where the course reads data and writes figures and results, from any working directory.
 
-The repository root is found from this file (``course_lib`` is installed in
-editable mode), so a notebook run from ``notebooks/``, the repo root or any other
-folder reads the same data root and writes into the same ``figures/``.
+The one rule for outputs: a run in the profile the committed figures and results were made in
+(:data:`COMMITTED_PROFILE`) writes into the repository's ``figures/`` and ``results/``; a run in any other
+profile writes into a temporary folder, so it changes nothing tracked. Committed results are read in every profile.
 """
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
+from .profiles import Profile, get_profile
 
 DATA_ENV = "COURSE_DATA_ROOT"
 FIGURES_ENV = "COURSE_FIGURES_DIR"
 RESULTS_ENV = "COURSE_RESULTS_DIR"
+COMMITTED_PROFILE = "cpu"  # the profile of the committed figures/, results/ and notebook outputs
+_scratch: list[Path] = []  # this process's temporary output folder, made on first use
 
 
 def repo_root() -> Path | None:
@@ -34,28 +38,56 @@ def data_root() -> Path:
     return Path(env).expanduser() if env else _base() / "data"
 
 
-def figures_dir() -> Path:
-    """``$COURSE_FIGURES_DIR`` if set, else ``figures/`` at the repo root (created on demand)."""
-    env = os.environ.get(FIGURES_ENV, "").strip()
-    if env:
-        return ensure_folder(Path(env).expanduser(), f"figures folder (${FIGURES_ENV})")
-    return ensure_folder(_base() / "figures", "figures folder")
+def scratch_root() -> Path:
+    """The temporary folder where this process writes the outputs of a profile other than the committed one."""
+    if not _scratch:
+        _scratch.append(Path(tempfile.mkdtemp(prefix="course_lib-")))
+    return _scratch[0]
 
 
-def results_dir() -> Path:
-    """``$COURSE_RESULTS_DIR`` if set, else ``results/`` at the repo root: saved runs for load_or_train."""
-    env = os.environ.get(RESULTS_ENV, "").strip()
-    if env:
-        return ensure_folder(Path(env).expanduser(), f"results folder (${RESULTS_ENV})")
-    return ensure_folder(_base() / "results", "results folder")
+def in_scratch(path: os.PathLike | str) -> bool:
+    """Whether ``path`` lies in this process's :func:`scratch_root` (made by now or not)."""
+    return bool(_scratch) and _scratch[0].resolve() in Path(path).resolve().parents
+
+
+def _outputs(kind: str, env: str, profile: Profile | str | None) -> Path:
+    """``$env`` if set, else ``kind/`` at the repo root in the committed profile, else ``kind/`` in :func:`scratch_root`."""
+    value = os.environ.get(env, "").strip()
+    if value:
+        return ensure_folder(Path(value).expanduser(), f"{kind} folder (${env})")
+    committed = get_profile(profile).name == COMMITTED_PROFILE
+    return ensure_folder((_base() if committed else scratch_root()) / kind, f"{kind} folder")
+
+
+def figures_dir(profile: Profile | str | None = None) -> Path:
+    """Where figures are saved in ``profile`` (default ``$COURSE_PROFILE``'s): see the rule above."""
+    return _outputs("figures", FIGURES_ENV, profile)
+
+
+def results_dir(profile: Profile | str | None = None) -> Path:
+    """Where results and checkpoints are saved in ``profile``: see the rule above."""
+    return _outputs("results", RESULTS_ENV, profile)
+
+
+def _result_folders() -> list[Path]:
+    """Where results are read: :func:`results_dir`, then the committed ``results/`` unless ``$COURSE_RESULTS_DIR``."""
+    committed = [] if os.environ.get(RESULTS_ENV, "").strip() else [_base() / "results"]
+    return list(dict.fromkeys([results_dir(), *committed]))
+
+
+def result_path(name: str | Path) -> Path:
+    """Where the result ``name`` is: in the first of :func:`_result_folders` that has it, else in :func:`results_dir`."""
+    return next((f / name for f in _result_folders() if (f / name).exists()), results_dir() / name)
+
+
+def result_files(pattern: str) -> list[Path]:
+    """The saved results whose names match ``pattern``, in every folder results are read from."""
+    return sorted({p.name: p for f in reversed(_result_folders()) for p in f.glob(pattern)}.values())
 
 
 def ensure_folder(path: os.PathLike | str, what: str = "output folder") -> Path:
-    """Create the folder ``path`` with its parents, and return it.
-
-    Raises :class:`ConfigError` naming the path and the fix when ``path``, or a folder above it,
-    exists but is not a folder, or when it cannot be created.
-    """
+    """Create the folder ``path`` with its parents and return it; :class:`ConfigError` naming the path and the fix
+    when it, or a folder above it, is not a folder or cannot be created."""
     path = Path(path).expanduser()
     for p in (path, *path.parents):
         if p.is_dir():
@@ -73,10 +105,7 @@ def ensure_folder(path: os.PathLike | str, what: str = "output folder") -> Path:
 
 
 def file_target(path: os.PathLike | str, what: str = "output file") -> Path:
-    """``path`` as the place a file will be written: refuses a folder there and creates the folder above it.
-
-    Raises :class:`ConfigError` naming the path and the fix.
-    """
+    """``path`` as the place a file will be written: a folder there is a :class:`ConfigError`; the folder above is made."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise ConfigError(f"the {what} {display_path(path)} is a folder, not a file. "

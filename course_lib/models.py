@@ -1,24 +1,8 @@
-"""Every network in the course, and what all its residual blocks share.
-
-* The blog's digit models: :class:`BlogResNet` (exactly its ResNet), :class:`BlogPlain` (without the two
-  skips) and :class:`BlogCNN` (its "traditional CNN", adapted to digits; see its docstring).
-* The depth family of the degradation study: :func:`plain_net` and :func:`residual_net`.
-* The reference ResNets, parameter-for-parameter torchvision's: :class:`BasicBlock`, :class:`Bottleneck`,
-  :class:`ResNet`, ``resnet18`` ... ``resnet152``.
-* One home for what every block shares (the teaching blocks of notebooks 02 and 03 too): the shortcut rule
-  (:func:`needs_projection`, :func:`shortcut`), the residual branch (each block's ``f``; :class:`BasicBranch`)
-  and the identity at initialisation (:func:`zero_init_last_bn`).
-* :data:`MODEL_REGISTRY`: each model's CLI name (``blog-resnet``) and display name (``BlogResNet``, used by
-  results, figures and tables). :func:`build_model` takes either and records ``model.spec`` for checkpoints.
-
-Digit models take ``N x 1 x 28 x 28`` images in [0, 1] (as :func:`course_lib.data.load_data` returns them)
-and return ``N x 10`` logits.
-"""
+"""Every network of the course and the one name of each. Digit models map ``N x 1 x 28 x 28`` images in [0, 1]
+to ``N x 10`` logits."""
 from __future__ import annotations
 
 import functools
-import re
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -41,8 +25,7 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 
 def needs_projection(in_planes: int, out_planes: int, stride: int = 1) -> bool:
-    """The shortcut rule: a projection exactly where the block changes the shape (a stride other than 1, or
-    new channels), since f(x) + x cannot be added there; everywhere else the free identity."""
+    """The shortcut rule: a projection where the block changes the shape (f(x) + x cannot be added), else identity."""
     return stride != 1 or in_planes != out_planes
 
 
@@ -54,12 +37,12 @@ def projection_shortcut(in_planes: int, out_planes: int, stride: int = 1) -> nn.
 
 def shortcut(in_planes: int, out_planes: int, stride: int = 1) -> nn.Sequential | None:
     """Every block's shortcut: None (the identity) where the shape is kept, else a :func:`projection_shortcut`."""
-    return projection_shortcut(in_planes, out_planes, stride) if needs_projection(in_planes, out_planes, stride) else None
+    needed = needs_projection(in_planes, out_planes, stride)
+    return projection_shortcut(in_planes, out_planes, stride) if needed else None
 
 
 class BasicBranch(nn.Module):
-    """Base of the blocks with a basic block's residual branch (they create conv1, bn1, conv2, bn2): its
-    :meth:`f`, written once for :class:`BasicBlock`, :class:`ConvPair` and notebook 03's grown blocks."""
+    """Base of the blocks whose residual branch is conv1, bn1, relu, conv2, bn2: its :meth:`f`, written once."""
 
     last_bn_name = "bn2"  # the BatchNorm that zero_init_last_bn zeroes
 
@@ -71,11 +54,8 @@ class BasicBranch(nn.Module):
 
 
 def zero_init_last_bn(block: nn.Module) -> nn.Module:
-    """Set gamma of the last BatchNorm of ``block``'s residual branch (named by its ``last_bn_name``) to 0.
-
-    In place; returns ``block``. Then f(x) = 0 exactly and the block computes ``relu(x + 0)``, the identity
-    on x >= 0, so a deep net starts as a shallow one (torchvision's ``zero_init_residual``).
-    """
+    """Zero gamma of the last BatchNorm of ``block``'s branch (its ``last_bn_name``), in place; returns ``block``.
+    Then f(x) = 0 and the block is the identity on x >= 0 (torchvision's ``zero_init_residual``)."""
     name = getattr(block, "last_bn_name", None)
     last = block.get_submodule(name) if name else None
     if not isinstance(last, nn.BatchNorm2d):
@@ -90,8 +70,8 @@ def zero_init_last_bn(block: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """The blog's residual block: ``relu(x + f(x))``, f = conv2(relu(conv1(x))), conv1 ``channels -> 30`` 5x5 and
-    conv2 ``30 -> channels`` 3x3, both padded to keep x's shape. ``skip=False``: the plain twin ``relu(f(x))``."""
+    """The blog's residual block ``relu(x + f(x))``, f = conv2 (30->channels, 3x3) of relu(conv1 (channels->30,
+    5x5)), shapes kept. ``skip=False``: the plain twin ``relu(f(x))``."""
 
     def __init__(self, channels: int, skip: bool = True):
         super().__init__()
@@ -109,9 +89,7 @@ class ResBlock(nn.Module):
 
 
 class BlogResNet(nn.Module):
-    """The blog's ResNet for MNIST, exactly: 221,810 parameters.
-
-    Shapes for a ``N x 1 x 28 x 28`` input::
+    """The blog's ResNet for MNIST, exactly: 221,810 parameters. Shapes for a ``N x 1 x 28 x 28`` input::
 
         conv 1->20 5x5 pad 2, relu, max-pool  -> N x 20 x 14 x 14
         ResBlock(20)                           -> N x 20 x 14 x 14
@@ -146,22 +124,9 @@ class BlogPlain(BlogResNet):
 
 
 class BlogCNN(nn.Module):
-    """The blog's "traditional CNN", adapted to 1x28x28 digits and 10 classes.
-
-    The blog wrote it for 3x32x32 images and 20 classes. We keep its channel plan (3->8->8, 8->16->32->32,
-    32->16->32->32, 32->256->256, then a linear layer) and change only what the input forces: 1 input
-    channel; 3x3 convs padded so only the three 2x2 max-pools shrink the map (28 -> 14 -> 7 -> 3); the
-    32->256 conv 3x3 without padding (3x3 -> 1x1; the blog's 4x4 map needed 4x4), 256->256 a 1x1 conv;
-    10 classes instead of 20.
-
-    One more departure, for a measured reason: **He initialisation** (``init="he"``, the default here).
-    With PyTorch's default init this stack of ten ReLU convs without BatchNorm passes almost no signal at
-    the start (its logits vary across images by ~1e-5). Under the blog's protocol (SGD lr 0.1, no
-    momentum) it sat at the chance loss ln 10 for all 1,890 steps of 30 epochs on the 4,000-digit sample,
-    and for the first 4,690 steps (5 epochs) on Fashion-MNIST before it started to learn (notebook 04).
-    He init keeps the signal's size through the ReLUs, and the same net trains from the first epoch.
-    ``BlogCNN(init="pytorch")`` builds the stalling version.
-    """
+    """The blog's "traditional CNN" (for 3x32x32 images, 20 classes) on 1x28x28 digits: its channel plan, padded
+    3x3 convs so that only the max-pools shrink the map (28 -> 14 -> 7 -> 3), then 3x3 -> 1x1, 10 classes.
+    He init by default: from PyTorch's (``init="pytorch"``) it sits at the chance loss for thousands of steps."""
 
     def __init__(self, init: str = "he"):
         super().__init__()
@@ -190,11 +155,8 @@ INITS = ("pytorch", "he")
 
 
 def apply_init(model: nn.Module, init: str) -> nn.Module:
-    """Initialise ``model``'s conv and linear layers in place; returns it.
-
-    ``pytorch``: leave PyTorch's default (weights ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)): each ReLU layer
-    shrinks the signal). ``he``: He et al. (2015), weights ~ N(0, 2/fan_in), biases 0: the size is kept.
-    """
+    """Initialise ``model``'s conv and linear layers in place and return it: ``pytorch`` keeps PyTorch's default
+    (U(+-1/sqrt(fan_in)): each ReLU layer shrinks the signal), ``he`` draws N(0, 2/fan_in) with zero biases."""
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
     if init == "he":
@@ -210,10 +172,7 @@ def apply_init(model: nn.Module, init: str) -> nn.Module:
 
 
 class ConvPair(BasicBranch):
-    """Two 3x3 convs of the body: ``relu(f(x) + x)`` when ``residual``, else ``relu(f(x))``; the same parameters.
-
-    Without BatchNorm the convs carry a bias instead (and bn1, bn2 are identities).
-    """
+    """Two 3x3 convs: ``relu(f(x) + x)`` when ``residual``, else ``relu(f(x))``; without BatchNorm, biased convs."""
 
     def __init__(self, width: int, batch_norm: bool = True, residual: bool = False):
         super().__init__()
@@ -229,20 +188,15 @@ class ConvPair(BasicBranch):
 
 
 class DepthNet(nn.Module):
-    """A plain or residual net of a given depth, counted as He et al. count it.
-
-    depth = 1 stem conv + (depth - 2) body convs + 1 linear layer. Shapes::
-
-        stem: conv 1->width 4x4 stride 4 (+BN), relu   N x 1 x 28 x 28 -> N x width x 7 x 7
-        body: (depth - 2) / 2 ConvPairs                  N x width x 7 x 7
-        head: global average pool, Linear width->10      N x 10
-    """
+    """A plain or residual net of ``depth`` layers as He et al. count them: a stem conv (4x4 stride 4, to
+    ``N x width x 7 x 7``), (depth - 2) / 2 ConvPairs and the head (global average pool, linear to 10 logits)."""
 
     def __init__(self, depth: int, width: int = 16, batch_norm: bool = True,
                  residual: bool = False, zero_init_residual: bool = False):
         super().__init__()
         if depth < 2 or depth % 2:
-            raise ConfigError(f"depth must be an even number >= 2 (1 stem conv + pairs of 3x3 convs + 1 linear), got {depth}")
+            raise ConfigError(f"depth must be an even number >= 2 (1 stem conv + pairs of 3x3 convs + 1 linear), "
+                              f"got {depth}")
         self.depth, self.width, self.residual = depth, width, residual
         self.stem = nn.Sequential(nn.Conv2d(1, width, 4, stride=4, bias=not batch_norm),
                                   nn.BatchNorm2d(width) if batch_norm else nn.Identity(), nn.ReLU())
@@ -252,9 +206,17 @@ class DepthNet(nn.Module):
             for pair in self.body:
                 zero_init_last_bn(pair)
 
+    @staticmethod
+    def pool(h: Tensor) -> Tensor:
+        """Global average pooling, the head's input: ``N x C x H x W -> N x C``."""
+        return torch.flatten(F.adaptive_avg_pool2d(h, 1), 1)
+
+    def classify(self, h: Tensor) -> Tensor:
+        """The head on the body's output: ``N x width x H x W -> N x 10`` logits."""
+        return self.head(self.pool(h))
+
     def forward(self, x: Tensor) -> Tensor:
-        x = self.body(self.stem(x))
-        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self.classify(self.body(self.stem(x)))
 
 
 def plain_net(depth: int, width: int = 16, batch_norm: bool = True) -> DepthNet:
@@ -274,10 +236,7 @@ def residual_net(depth: int, width: int = 16, batch_norm: bool = True,
 
 
 class BasicBlock(BasicBranch):
-    """Two 3x3 convs and a shortcut: ``relu(f(x) + shortcut(x))``, f = ``bn2(conv2(relu(bn1(conv1(x)))))``.
-
-    ``downsample``: None (the identity) or a projection where the shape changes, from :func:`shortcut`.
-    """
+    """Two 3x3 convs and a shortcut: ``relu(f(x) + x)``, x through ``downsample`` (:func:`shortcut`) if not None."""
 
     expansion = 1
 
@@ -315,7 +274,7 @@ class Bottleneck(nn.Module):
         self.stride = stride
 
     def f(self, x: Tensor) -> Tensor:
-        """The residual branch: 1x1 reduce, 3x3 (with the stride), 1x1 expand, each followed by BN; relu between."""
+        """The residual branch: 1x1 reduce, 3x3 (with the stride), 1x1 expand, each with BN; relu between."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         return self.bn3(self.conv3(out))
@@ -329,11 +288,8 @@ Block = type[BasicBlock] | type[Bottleneck]
 
 
 class ResNet(nn.Module):
-    """He et al.'s ResNet, with torchvision's module names so state dicts are interchangeable.
-
-    ``small_input=True``: the variant for 28x28 digits, a 3x3 stride-1 stem and no initial max-pool
-    (the map is not cut to 7x7 before the first stage).
-    """
+    """He et al.'s ResNet with torchvision's module names, so state dicts are interchangeable.
+    ``small_input=True``: for 28x28 digits, a 3x3 stride-1 stem and no initial max-pool."""
 
     def __init__(self, block: Block, layers: list[int], num_classes: int = 1000, in_channels: int = 3,
                  small_input: bool = False, zero_init_residual: bool = False):
@@ -376,6 +332,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+# He et al.'s Table 1; ResNet(*RESNET_LAYOUTS[152]) or build_model("resnet152") builds the deepest
 RESNET_LAYOUTS: dict[int, tuple[Block, list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),
     34: (BasicBlock, [3, 4, 6, 3]),
@@ -385,34 +342,10 @@ RESNET_LAYOUTS: dict[int, tuple[Block, list[int]]] = {
 }
 
 
-def _resnet(depth: int, **kwargs) -> ResNet:
-    block, layers = RESNET_LAYOUTS[depth]
-    return ResNet(block, layers, **kwargs)
-
-
-def resnet18(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNet-18 (BasicBlock, [2, 2, 2, 2]); same parameters as ``torchvision.models.resnet18``."""
-    return _resnet(18, num_classes=num_classes, **kwargs)
-
-
-def resnet34(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNet-34 (BasicBlock, [3, 4, 6, 3])."""
-    return _resnet(34, num_classes=num_classes, **kwargs)
-
-
-def resnet50(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNet-50 (Bottleneck, [3, 4, 6, 3])."""
-    return _resnet(50, num_classes=num_classes, **kwargs)
-
-
-def resnet101(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNet-101 (Bottleneck, [3, 4, 23, 3])."""
-    return _resnet(101, num_classes=num_classes, **kwargs)
-
-
-def resnet152(num_classes: int = 1000, **kwargs) -> ResNet:
-    """ResNet-152 (Bottleneck, [3, 8, 36, 3])."""
-    return _resnet(152, num_classes=num_classes, **kwargs)
+# torchvision's builders, parameter for parameter: resnet18(num_classes=10, zero_init_residual=True) and so on
+resnet18 = functools.partial(ResNet, *RESNET_LAYOUTS[18])
+resnet34 = functools.partial(ResNet, *RESNET_LAYOUTS[34])
+resnet50 = functools.partial(ResNet, *RESNET_LAYOUTS[50])
 
 
 def digit_resnet(depth: int = 18, num_classes: int = 10, **kwargs) -> ResNet:
@@ -420,11 +353,11 @@ def digit_resnet(depth: int = 18, num_classes: int = 10, **kwargs) -> ResNet:
     if depth not in RESNET_LAYOUTS:
         raise ConfigError(f"no ResNet-{depth}; valid depths are {sorted(RESNET_LAYOUTS)}")
     kwargs = {"in_channels": 1, "small_input": True, **kwargs}
-    return _with_spec(_resnet(depth, num_classes=num_classes, **kwargs), f"resnet{depth}",
+    return _with_spec(ResNet(*RESNET_LAYOUTS[depth], num_classes=num_classes, **kwargs), f"resnet{depth}",
                       num_classes=num_classes, **kwargs)
 
 
-# --------------------------------------------------------------------------- names and counting
+# --------------------------------------------------------------------------- names
 
 
 def _with_spec(model: nn.Module, name: str, **kwargs) -> nn.Module:
@@ -432,68 +365,45 @@ def _with_spec(model: nn.Module, name: str, **kwargs) -> nn.Module:
     return model
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model of the course under its two names, and how to build it."""
-
-    cli: str  # the command line's and the checkpoints' name, e.g. "blog-resnet"
-    display: str  # the name results (JSON), figures and tables show, e.g. "BlogResNet"
-    builder: Callable[..., nn.Module]
-    kwargs: dict = field(default_factory=dict)  # fixed arguments, e.g. {"init": "pytorch"}
-
-
-# The one registry of named models (display names as in the committed results; the init variants: notebook 04).
-MODEL_REGISTRY: tuple[ModelEntry, ...] = (
-    ModelEntry("blog-cnn", "BlogCNN", BlogCNN),
-    ModelEntry("blog-plain", "BlogPlain", BlogPlain),
-    ModelEntry("blog-resnet", "BlogResNet", BlogResNet),
-    ModelEntry("blog-cnn-pytorch-init", "BlogCNN (PyTorch init)", BlogCNN, {"init": "pytorch"}),
-    ModelEntry("blog-plain-he-init", "BlogPlain (He init)", BlogPlain, {"init": "he"}),
-)
-MODEL_NAMES = (*(e.cli for e in MODEL_REGISTRY), "plain-N", "residual-N", *(f"resnet{d}" for d in RESNET_LAYOUTS))
+# Each model's one name, used by the CLI, checkpoints, results, figures and tables. Besides these:
+# plain-N, residual-N and resnetN. The init variants are notebook 04's.
+BLOG_MODELS: dict[str, Callable[..., nn.Module]] = {
+    "blog-cnn": BlogCNN,
+    "blog-plain": BlogPlain,
+    "blog-resnet": BlogResNet,
+    "blog-cnn-pytorch-init": functools.partial(BlogCNN, init="pytorch"),
+    "blog-plain-he-init": functools.partial(BlogPlain, init="he"),
+}
+MODEL_NAMES = (*BLOG_MODELS, "plain-N", "residual-N", *(f"resnet{d}" for d in RESNET_LAYOUTS))
+# The blog models' names before each model had one; results saved then are read under today's names.
+OLD_NAMES = {"BlogCNN": "blog-cnn", "BlogPlain": "blog-plain", "BlogResNet": "blog-resnet",
+             "BlogCNN (PyTorch init)": "blog-cnn-pytorch-init", "BlogPlain (He init)": "blog-plain-he-init"}
 
 
-def model_entry(name: str) -> ModelEntry:
-    """The entry of ``name``, a CLI or display name in any case; ``plain-N``, ``residual-N`` and ``resnetN`` get
-    one made on the spot, their display name being their CLI name. Unknown names: :class:`ConfigError`."""
-    key = str(name).strip().lower()
-    entry = next((e for e in MODEL_REGISTRY if key in (e.cli, e.display.lower())), None)
-    family = re.fullmatch(r"(plain|residual)-(\d+)|resnet(\d+)", key)
-    if entry is None and family and family[1]:
-        entry = ModelEntry(key, key, functools.partial(plain_net if family[1] == "plain" else residual_net, int(family[2])))
-    elif entry is None and family and int(family[3]) in RESNET_LAYOUTS:
-        entry = ModelEntry(key, key, functools.partial(digit_resnet, int(family[3])))
-    if entry is None:
-        raise ConfigError(f"unknown model {name!r}; valid names are: {', '.join(MODEL_NAMES)} (N an even depth "
-                          f"such as 8, 20 or 56), or a display name: {', '.join(e.display for e in MODEL_REGISTRY)}")
-    return entry
-
-
-def cli_name(name: str) -> str:
-    """The CLI name of a model given either of its names: ``cli_name("BlogResNet") == "blog-resnet"``."""
-    return model_entry(name).cli
-
-
-def display_name(name: str) -> str:
-    """The name results, figures and tables show, given either name: ``display_name("blog-resnet") == "BlogResNet"``."""
-    return model_entry(name).display
+def unknown_model(name: str, valid: str) -> ConfigError:
+    """The error for a model name that is not one of ``valid``; an old name is told its new one."""
+    new = {old.lower(): new for old, new in OLD_NAMES.items()}.get(str(name).strip().lower())
+    hint = f" ({name!r} is now called {new!r})" if new else ""
+    return ConfigError(f"unknown model {name!r}{hint}; valid names are: {valid}")
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """Build a digit model by its CLI or display name; records ``model.spec`` (the CLI name) for checkpoints.
+    """A digit model by its name (:data:`MODEL_NAMES`, any case), with ``model.spec`` for checkpoints. The blog's
+    models take ``init`` (``pytorch`` or ``he``); ``plain-N`` and ``residual-N`` take ``width`` and ``batch_norm``."""
+    key = str(name).strip().lower()
+    family, _, depth = key.rpartition("-")
+    if key in BLOG_MODELS:
+        if set(kwargs) - {"init"}:
+            raise ConfigError(f"{key} takes only init= ({', '.join(INITS)}), got {sorted(kwargs)}")
+        # init is not architecture: it is not recorded, so any weights load into either
+        return _with_spec(BLOG_MODELS[key](**kwargs), key)
+    if family in ("plain", "residual") and depth.isdecimal():
+        return (plain_net if family == "plain" else residual_net)(int(depth), **kwargs)
+    if key.startswith("resnet") and key[6:].isdecimal() and int(key[6:]) in RESNET_LAYOUTS:
+        return digit_resnet(int(key[6:]), **kwargs)
+    raise unknown_model(name, f"{', '.join(MODEL_NAMES)} (N an even depth such as 8, 20 or 56)")
 
-    Names: those of :data:`MODEL_REGISTRY` (kwarg ``init``: ``pytorch`` or ``he``), ``plain-N`` and
-    ``residual-N`` (N even, >= 2; kwargs ``width``, ``batch_norm``), ``resnet18`` ... ``resnet152`` (for digits).
-    """
-    entry = model_entry(name)
-    if entry not in MODEL_REGISTRY:
-        return entry.builder(**kwargs)  # the family builders record their own spec
-    if set(kwargs) - {"init"}:
-        raise ConfigError(f"{entry.cli} takes only init= ({', '.join(INITS)}), got {sorted(kwargs)}")
-    # init is not architecture: it is not recorded, so any weights load into either
-    return _with_spec(entry.builder(**{**entry.kwargs, **kwargs}), entry.cli)
 
-
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those with ``requires_grad``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_params(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,8 +1,4 @@
-"""Figures: one function per kind of plot, each shown inline and saved as PNG under ``figures/``.
-
-File names start with the notebook's number (``00_digits.png``, ``04_curves.png``)
-so the README can use them.
-"""
+"""Figures: the course's one colour table, and saving every figure as ``NN_name.png`` (NN: the notebook)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .locations import figures_dir
+from .locations import COMMITTED_PROFILE, figures_dir, in_scratch
 
 # One colour meaning across the whole course (Okabe-Ito, colour-blind safe). Every figure takes its colours from
 # here: plain nets are always blue, residual nets vermillion, the CNN green, the blog's reported numbers black.
@@ -47,12 +43,14 @@ def color_for(label: str) -> str:
 
 
 def save_figure(fig: "plt.Figure", name: str, folder: str | Path | None = None, verbose: bool = True) -> Path:
-    """Save ``fig`` as ``figures/NAME.png`` (or into ``folder``) and return the path."""
+    """Save ``fig`` as ``NAME.png`` in ``folder`` (default :func:`figures_dir`) and return the path."""
     folder = Path(folder) if folder is not None else figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (name if name.endswith(".png") else f"{name}.png")
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    if verbose:
+    if verbose and in_scratch(path):  # another profile than the committed figures' one
+        print(f"saved {path.name} in {path.parent} (figures/ keeps the {COMMITTED_PROFILE} profile's)")
+    elif verbose:
         print(f"saved {path.parent.name}/{path.name}")  # short and machine-independent
     return path
 
@@ -86,10 +84,8 @@ def digit_grid(x: torch.Tensor, y: torch.Tensor, per_class: int = 8, title: str 
 
 
 def training_curves(histories: dict[str, Sequence[dict]], title: str = "", name: str | None = None):
-    """Training loss (log scale) and test accuracy per epoch, one line per run.
-
-    ``histories`` maps a label to a list of ``{epoch, train_loss, test_acc}`` records.
-    """
+    """Training loss (log scale) and test accuracy per epoch of each run in ``histories``, ``{label: [{epoch,
+    train_loss, test_acc}, ...]}``."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     seen: dict[str, int] = {}  # runs of one family share its colour and differ in line style
     for label, records in histories.items():

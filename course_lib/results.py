@@ -1,11 +1,5 @@
-"""Saved results: ``load_or_train`` and the labels every result carries.
-
-A notebook asks for a result by file name. If ``results/NAME.json`` exists it is
-loaded at once (an instructor's precomputed run, or the committed larger run);
-otherwise the experiment runs and its result is saved there. Every result
-carries a ``meta`` record -- dataset, source, device, profile, date, command -- so
-what it was measured on is always printed next to it.
-"""
+"""Saved results, so that a notebook loads a run instead of training it again, each labelled with what it was
+measured on (``meta``: dataset, source, device, profile, date)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -17,9 +11,10 @@ from typing import Callable, Sequence
 
 import torch
 
+from .devices import describe_machine
 from .errors import ConfigError, ResultError
-from .locations import display_path, file_target, results_dir
-
+from .locations import display_path, file_target, result_path, results_dir
+from .models import OLD_NAMES
 
 def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:
     """The label of a result: what it was measured on, and when."""
@@ -30,7 +25,7 @@ def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:
         "n_train": getattr(data_info, "n_train", None),
         "n_test": getattr(data_info, "n_test", None),
         "device": str(device) if device is not None else None,
-        "device_name": _device_name(device),
+        "device_name": describe_machine(device).get("device_name"),
         "profile": getattr(profile, "name", profile),
         "date": _dt.date.today().isoformat(),
         "torch": torch.__version__,
@@ -38,15 +33,6 @@ def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:
     }
     meta.update(extra)
     return meta
-
-
-def _device_name(device) -> str | None:
-    if device is None:
-        return None
-    device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(device)
-    return device.type
 
 
 def describe(result: dict) -> str:
@@ -59,11 +45,10 @@ def describe(result: dict) -> str:
 
 
 def write_json(path: str | Path, obj, indent: int = 1) -> Path:
-    """Write ``obj`` as JSON to ``path``, atomically: the course's one JSON writer.
+    """Write ``obj`` as JSON to ``path`` through ``PATH.partial``, so a killed process never leaves half a file.
 
-    The text goes to ``PATH.partial`` first and then replaces ``path``, so a killed process never leaves a
-    half-written file. A folder at ``path``, or a file where its folder belongs, raises :class:`ConfigError`
-    naming the path and the fix. Numbers that JSON does not know (numpy, 0-d tensors) are written as floats.
+    The course's one JSON writer; numpy numbers and 0-d tensors are written as floats. A path that cannot be
+    written raises :class:`ConfigError` naming the fix.
     """
     path = file_target(path, "output file")
     text = json.dumps(obj, indent=indent, default=float)
@@ -80,15 +65,12 @@ def write_json(path: str | Path, obj, indent: int = 1) -> Path:
 
 def save_result(result: dict, name: str | Path) -> Path:
     """Save ``result`` as ``results/NAME.json`` (or at the path ``name``), atomically; return the path."""
-    return write_json(_path(name), result)
+    return write_json(_path(name, write=True), result)
 
 
 def load_result(name: str | Path, expect: Sequence[str] = ("meta",)) -> dict | None:
-    """The saved result ``results/NAME.json``, or None when there is none.
-
-    A file that is not a JSON object holding the keys in ``expect`` (truncated, corrupt, or some other
-    JSON) raises :class:`ResultError` naming the file and the fix; a folder at the path, :class:`ConfigError`.
-    """
+    """The saved result ``results/NAME.json``, or None when there is none. A file that is not a JSON object with
+    the keys in ``expect`` raises :class:`ResultError` naming the file and the fix."""
     path = file_target(_path(name), "result file")
     result, problem = _read(path, expect)
     if problem:
@@ -118,7 +100,17 @@ def _read(path: Path, expect: Sequence[str]) -> tuple[dict | None, str | None]:
         return None, f"is not a result: it has no {', '.join(map(repr, missing))}"
     if not isinstance(result.get("meta", {}), dict):
         return None, "is not a result: its 'meta' is not a record"
-    return result, None
+    return _renamed(result), None
+
+
+def _renamed(result: dict) -> dict:
+    """``result`` with each model saved under one of :data:`OLD_NAMES` renamed, in place."""
+    runs, status = result.get("runs"), result.get("meta", {}).get("run_status")
+    for record in [result, *(runs if isinstance(runs, list) else []), *(status if isinstance(status, list) else [])]:
+        model = record.get("model") if isinstance(record, dict) else None
+        if isinstance(model, str) and model in OLD_NAMES:
+            record["model"] = OLD_NAMES[model]
+    return result
 
 
 def _set_aside(path: Path) -> Path:
@@ -131,26 +123,29 @@ def _set_aside(path: Path) -> Path:
     return kept
 
 
-def _path(name: str | Path) -> Path:
+def _path(name: str | Path, write: bool = False) -> Path:
+    """Where result ``name`` is read from (committed results too), or with ``write`` where it is saved."""
     path = Path(name)
     if not path.suffix:
         path = path.with_suffix(".json")
-    return path if path.is_absolute() or path.parent != Path(".") else results_dir() / path
+    if path.is_absolute() or path.parent != Path("."):
+        return path
+    return results_dir() / path if write else result_path(path)
 
 
 def load_or_train(name: str | Path, train: Callable[[], dict], retrain: bool = False, verbose: bool = True,
                   cost: str | None = None, expect: Sequence[str] = ("meta",)) -> dict:
-    """Load ``results/NAME.json`` if it exists, else call ``train()`` and save what it returns.
+    """Load ``results/NAME.json`` if it exists and not ``retrain``, else save and return what ``train()`` returns.
 
-    ``train`` must return a JSON-serialisable dict with the keys in ``expect`` (by default a ``meta`` from
-    :func:`make_meta`). ``retrain=True`` runs and overwrites even when a file exists.
-    ``cost`` (e.g. "about 1 hour on a 2-core CPU") is announced before training, so nobody
-    waits without knowing why. A saved file that cannot be read is renamed ``NAME.json.corrupt``
-    (kept, never deleted), with a one-line warning, and the result is trained again.
+    ``train`` returns a JSON-able dict with the keys in ``expect``; ``cost`` ("about 1 hour on a 2-core CPU") is
+    announced before training. An unreadable saved file is kept as ``NAME.json.corrupt`` and trained again.
     """
     path = file_target(_path(name), "result file")  # a folder in the way stops here, before any training
+    target = file_target(_path(name, write=True), "result file")  # outside the cpu profile: not the committed one
     result, problem = _read(path, expect)
-    if problem:
+    if problem and path != target:
+        print(f"[course_lib] warning: {display_path(path)} {problem}; left as it is, training it again")
+    elif problem:
         try:
             kept = _set_aside(path)
         except OSError as err:
@@ -169,7 +164,7 @@ def load_or_train(name: str | Path, train: Callable[[], dict], retrain: bool = F
         raise ConfigError(f"the function given to load_or_train returned {type(result).__name__} without "
                           f"{', '.join(map(repr, expect))}; it is not saved. Fix: return a dict with "
                           f"meta=make_meta(...), or pass expect=() to load_or_train.")
-    save_result(result, path)
+    save_result(result, target)
     if verbose:
-        print(f"[course_lib] saved result to {display_path(path)}")
+        print(f"[course_lib] saved result to {display_path(target)}")
     return result

@@ -1,4 +1,5 @@
-"""The one call at the top of every notebook: device, profile and data source, printed."""
+"""The one call at the top of every notebook: it sets the device, threads, profile, data and seed, and prints
+them, so every run of a notebook starts from the same state."""
 from __future__ import annotations
 
 import math
@@ -7,9 +8,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .data import load_data
+from .devices import flush_denormals, pick_device
 from .errors import ConfigError
-from .profiles import Profile, as_profile
-from .training import pick_device
+from .profiles import Profile, get_profile
+from .training import seed_everything
 
 
 @dataclass
@@ -51,15 +54,12 @@ class ThreadChoice:
 
 def _usable_cores() -> int:
     """Cores this process may run on (a container or ``taskset`` may allow fewer than the machine has)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _whole_threads(value, where: str) -> int:
     """``value`` (an int, or the text of one) as a thread count >= 1, else a ConfigError naming ``where``."""
-    whole = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str)
-                                                                         and value.strip().isdigit())
+    whole = type(value) is int or (isinstance(value, str) and value.strip().isdigit())
     if not whole or int(value) < 1:
         raise ConfigError(f"{where} must be a whole number of threads >= 1, got {value!r}. "
                           f"Fix: use e.g. 2, or leave it unset to use the cores that are free.")
@@ -67,12 +67,8 @@ def _whole_threads(value, where: str) -> int:
 
 
 def choose_threads(threads: int | None = None) -> ThreadChoice:
-    """How many threads to train with: ``threads`` if given, else ``$COURSE_THREADS``, else the free cores.
-
-    The free cores are the usable cores minus the 1-minute load average (rounded, at least 1): on a 2-core
-    machine where another notebook trains, two processes at 2 threads each fight over the cores and both slow
-    down several-fold, while 1 thread each keeps both near full speed. The load average lags by about a
-    minute, so a job that has just ended still counts as busy; ``COURSE_THREADS`` overrides the guess.
+    """How many threads to train with: ``threads``, else ``$COURSE_THREADS``, else the free cores (usable cores
+    minus the 1-minute load average, at least 1): two processes at 2 threads on 2 cores both slow down several-fold.
     """
     cores = _usable_cores()
     if threads is not None:
@@ -88,34 +84,21 @@ def choose_threads(threads: int | None = None) -> ThreadChoice:
     return ThreadChoice(min(cores, max(1, free)), cores, "load")
 
 
-def use_threads(threads: int | None = None) -> ThreadChoice:
-    """:func:`choose_threads`, then ``torch.set_num_threads`` to it; returns the choice (print ``.line``)."""
-    choice = choose_threads(threads)
-    torch.set_num_threads(choice.threads)
-    return choice
-
-
 def setup(load: bool = True, device: str = "auto", profile: "Profile | str | None" = None, seed: int = 0,
           threads: int | None = None) -> Setup:
-    """Pick the device and profile, load the profile's data, seed everything, and print them, one fact a line.
-
-    Returns a :class:`Setup` with ``device``, ``profile`` and ``data``
-    (a :class:`course_lib.data.Data`, sized by the profile). ``threads``: PyTorch's CPU threads
-    (default: ``$COURSE_THREADS``, else the cores that are free now; see :func:`choose_threads`).
-    """
-    from .data import load_data
-    from .training import seed_everything
-
-    prof = as_profile(profile)
+    """Pick the device, threads (see :func:`choose_threads`) and profile, load the profile's data, seed
+    everything, and print them, one fact a line."""
+    prof = get_profile(profile)
     dev = pick_device(device, verbose=False)
-    threads_line = use_threads(threads).line
+    choice = choose_threads(threads)
+    torch.set_num_threads(choice.threads)
+    flush_denormals()
     print(f"device : {dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""))
     print(f"torch  : {torch.__version__}")
-    print(threads_line)
+    print(choice.line)
     print(f"profile: {prof}; set COURSE_PROFILE=smoke|cpu|full to change it")
-    data = None
-    if load:
-        data = load_data(profile=prof)
+    data = load_data(profile=prof) if load else None
+    if data is not None:
         print(f"data   : {data.info}")
     seed_everything(seed)
     return Setup(dev, prof, data)

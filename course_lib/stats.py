@@ -1,16 +1,5 @@
-"""The course's statistics: a confidence interval for a test accuracy, and the rule for calling a difference real.
-
-A test accuracy measured on n images is a binomial proportion; its 95% Wilson interval says how far the true
-accuracy could be from it because only n images were tested. Different seeds say how far a *training run* could
-be from another. The course calls a difference between two models **real** only when:
-
-1. each model was trained with at least 3 seeds (one seed is never evidence);
-2. a two-sided Welch t-test on the per-seed final accuracies gives p < 0.05, so that two equally good models are
-   called different in at most 5% of comparisons (the rule's false-positive rate, assuming roughly normal seed
-   noise);
-3. the difference of the means is larger than the half-width of the 95% Wilson interval of either accuracy, so the
-   test set is big enough to resolve it.
-"""
+"""The course's rule for a real difference between two models: at least 3 seeds each, Welch's t-test on the
+per-seed final accuracies p < 0.05 (5% false positives), and wider than either accuracy's 95% Wilson half-width."""
 from __future__ import annotations
 
 import math
@@ -26,10 +15,7 @@ MIN_SEEDS = 3
 
 
 def wilson_interval(correct: int, total: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval ``(low, high)`` for ``correct`` successes out of ``total`` (95% by default).
-
-    ``wilson_interval(960, 1000)`` is about ``(0.946, 0.970)``.
-    """
+    """The Wilson score interval ``(low, high)`` of ``correct`` out of ``total``: (960, 1000) gives (0.946, 0.970)."""
     if total <= 0 or not 0 <= correct <= total:
         raise ConfigError(f"wilson_interval needs 0 <= correct <= total and total > 0, got {correct}/{total}")
     p = correct / total
@@ -58,8 +44,7 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
         raise ConfigError("Welch's t-test needs at least 2 values per group")
     from scipy import stats as _st
 
-    ma, sa = mean_sd(a)
-    mb, sb = mean_sd(b)
+    (ma, sa), (mb, sb) = mean_sd(a), mean_sd(b)
     if sa == 0 and sb == 0:
         return 1.0 if ma == mb else 0.0
     return float(_st.ttest_ind(list(a), list(b), equal_var=False).pvalue)

@@ -1,23 +1,14 @@
-"""Training: the protocol and the speed options, one step, one epoch, evaluation, resume, ``fit``.
+"""Training as the course does it: the protocol and speed settings, one step, one epoch, evaluation, ``fit``.
 
-Read it top to bottom as ``fit`` runs. :class:`Protocol` says what is trained and how (the numbers a
-result depends on; the defaults are the blog's). :class:`SpeedOptions` says how fast it runs, and
-:func:`fast_speed_options` gives the settings that pay on a kind of device. :func:`train_step` is one SGD
-step under :func:`amp_policy` (the one autocast and GradScaler decision), :func:`train_epoch` one pass over
-the data, :func:`evaluate_after_epoch` the evaluation after it, and :func:`resume_from` continues a
-checkpointed run. :func:`fit` strings them together: exactly reproducible on CPU for a given seed, it stops
-cleanly on a NaN/inf loss or Ctrl-C (returning the history so far), and resumes from a checkpoint with
-exactly the result of an uninterrupted run.
-
-Devices and mixed precision live in :mod:`course_lib.devices`, checkpoint files in
-:mod:`course_lib.checkpoints`; both are re-exported here.
+Read it top to bottom as ``fit`` runs. Seeded CPU runs reproduce exactly; a NaN/inf loss or Ctrl-C stops
+cleanly with the history so far; a run resumed from its checkpoint equals the uninterrupted run.
 """
 from __future__ import annotations
 
 import numbers
 import random
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -26,12 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import (CHECKPOINT_FORMAT, load_checkpoint, load_into, model_spec,  # noqa: F401 (re-exported)
-                          read_checkpoint, save_checkpoint)
+from .checkpoints import load_into, model_spec, save_checkpoint
 from .data import BatchIterator, Data, blog_loader, epoch_generator
-from .devices import (DEVICE_NAMES, AmpPolicy, amp_policy, as_device, check_amp, cpu_features,  # noqa: F401
-                      mps_available, native_bf16, pick_device, sync_device)
+from .devices import AmpPolicy, amp_policy, as_device, check_amp, flush_denormals, native_bf16, pick_device
 from .errors import CheckpointError, ConfigError
+from .history import History
 from .locations import display_path
 
 
@@ -53,12 +43,8 @@ def _check_number(name: str, value: Any, low: float, high: float, hint: str) -> 
 
 @dataclass(frozen=True)
 class Protocol:
-    """What is trained and how: everything a run's numbers depend on. The defaults are the blog's.
-
-    ``seed`` seeds the per-epoch shuffle (seed the model's init with :func:`seed_everything` before
-    building it); ``shuffle=False`` keeps the data's order every epoch, as the blog did;
-    ``recompute_bn`` recomputes BatchNorm statistics over the training set before each evaluation.
-    """
+    """What is trained and how: everything a run's numbers depend on; the defaults are the blog's. ``seed``
+    seeds the shuffle (seed the init with :func:`seed_everything`); ``recompute_bn``: exact BatchNorm statistics."""
 
     epochs: int = 30
     batch_size: int = 64
@@ -83,15 +69,10 @@ class Protocol:
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    """How fast a run goes. In fp32 none of these changes the result on CPU; ``amp`` rounds differently.
-
-    ``device``: ``auto`` | ``cpu`` | ``cuda[:N]`` | ``mps``. ``amp``: see :func:`amp_policy`.
-    ``channels_last``: NHWC memory layout. ``compile``: ``torch.compile``, or the name of its mode, e.g.
-    ``"reduce-overhead"`` (CUDA graphs on a GPU). ``pipeline``: ``memory`` (batches sliced from tensors
-    on the device) or ``blog`` (dataset + ToTensor + DataLoader, as in the blog). ``eval_batch_size``:
-    images per evaluation batch. ``check_every``: steps between NaN/inf checks of the loss (default 1
-    on CPU, 50 on a GPU, where each check waits for the device).
-    """
+    """How fast a run goes; in fp32 on CPU none of these changes the result (``amp`` rounds differently).
+    ``compile``: ``torch.compile``, or its mode (``"reduce-overhead"``: CUDA graphs). ``pipeline``: ``memory``
+    (batches sliced on the device) or ``blog`` (dataset + ToTensor + DataLoader). ``check_every``: steps between
+    NaN/inf checks of the loss (default 1 on CPU, 50 on a GPU, where each check waits for the device)."""
 
     device: str | torch.device = "auto"
     amp: bool | str = False
@@ -112,106 +93,15 @@ class SpeedOptions:
 
 
 def fast_speed_options(device: str | torch.device = "auto") -> SpeedOptions:
-    """The course's fast settings on ``device``.
-
-    * CPU: batches in memory and ``channels_last`` (oneDNN runs NHWC convolutions without reorders);
-      bf16 autocast only where :func:`native_bf16` says the CPU has it (emulated bf16 is slower than
-      fp32); no compile (minutes of warm-up on a laptop).
-    * CUDA: ``channels_last``, mixed precision (bf16 where native, else fp16 with a GradScaler) and
-      ``torch.compile(mode="reduce-overhead")``: at batch 64 the GPU waits on kernel launches, which
-      CUDA graphs remove.
-    * MPS: plain settings.
-    """
+    """The course's fast settings on ``device``. CPU: ``channels_last`` and bf16 only where native (emulated
+    bf16 is slower than fp32), no compile (minutes of warm-up). CUDA: also AMP and CUDA graphs, since at batch 64
+    the GPU waits on kernel launches. MPS: plain settings."""
     dev = as_device(device)
     if dev.type == "cuda":
         return SpeedOptions(device=dev, amp=True, channels_last=True, compile="reduce-overhead")
     if dev.type == "cpu":
         return SpeedOptions(device=dev, amp="bf16" if native_bf16(dev) else False, channels_last=True)
     return SpeedOptions(device=dev)
-
-
-_PROTOCOL_FIELDS = tuple(f.name for f in fields(Protocol))
-_SPEED_FIELDS = tuple(f.name for f in fields(SpeedOptions))
-
-
-def training_settings(protocol: Protocol | None = None, speed: SpeedOptions | None = None,
-                      **overrides) -> tuple[Protocol, SpeedOptions]:
-    """``protocol`` and ``speed`` (the defaults when None), with single fields replaced by keyword
-    (``lr=0.01``, ``device="cpu"``); the result is checked like any Protocol and SpeedOptions."""
-    protocol = Protocol() if protocol is None else protocol
-    speed = SpeedOptions() if speed is None else speed
-    if not isinstance(protocol, Protocol) or not isinstance(speed, SpeedOptions):
-        raise ConfigError("fit(model, data, protocol, speed): protocol must be a Protocol and speed a "
-                          "SpeedOptions (or None). Fix: e.g. fit(model, data, Protocol(epochs=3)).")
-    unknown = sorted(set(overrides) - set(_PROTOCOL_FIELDS) - set(_SPEED_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}. Valid: "
-                          f"{', '.join(_PROTOCOL_FIELDS)} (Protocol), {', '.join(_SPEED_FIELDS)} (SpeedOptions), "
-                          f"and fit's progress, checkpoint, resume, step_losses.")
-    protocol = replace(protocol, **{k: v for k, v in overrides.items() if k in _PROTOCOL_FIELDS})
-    speed = replace(speed, **{k: v for k, v in overrides.items() if k in _SPEED_FIELDS})
-    return protocol, speed
-
-
-# --------------------------------------------------------------------------- history
-
-
-@dataclass
-class History:
-    """What ``fit`` returns: one record per completed epoch, and how the run ended.
-
-    ``records[i]`` = ``{epoch, train_loss, test_acc, seconds, images_per_s}``
-    (``test_acc`` in [0, 1]). ``status`` is ``completed``, ``diverged`` or
-    ``interrupted``; ``message`` says what happened and what to do.
-    """
-
-    records: list[dict] = field(default_factory=list)
-    status: str = "completed"
-    message: str = ""
-    model: str = ""
-    device: str = ""
-    config: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i):
-        return self.records[i]
-
-    def column(self, key: str) -> list:
-        """One field of every record, e.g. ``column("seconds")``."""
-        return [r[key] for r in self.records]
-
-    @property
-    def train_loss(self) -> list[float]:
-        """Mean training loss per image, one per epoch."""
-        return self.column("train_loss")
-
-    @property
-    def test_acc(self) -> list[float]:
-        """Test accuracy in [0, 1], one per epoch."""
-        return self.column("test_acc")
-
-    @property
-    def final(self) -> dict:
-        """The last epoch's record (``{}`` before the first epoch ends)."""
-        return self.records[-1] if self.records else {}
-
-    def as_dict(self) -> dict:
-        """A JSON-able dict (what ``history.json`` and checkpoints hold)."""
-        return {"records": self.records, "status": self.status, "message": self.message,
-                "model": self.model, "device": self.device, "config": self.config}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "History":
-        """The History that :meth:`as_dict` wrote."""
-        return cls(**{k: d[k] for k in ("records", "status", "message", "model", "device", "config") if k in d})
-
-    def __repr__(self) -> str:
-        last = self.final
-        tail = (f", last epoch {last['epoch']}: loss {last['train_loss']:.4f}, acc {last['test_acc']:.2%}"
-                if last else "")
-        return f"History({self.model or 'model'}, {len(self)} epochs, {self.status}{tail})"
 
 
 def run_config(protocol: Protocol, speed: SpeedOptions, data: Data) -> dict:
@@ -248,11 +138,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 @torch.no_grad()
 def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> None:
-    """Replace BatchNorm running statistics by exact averages over ``x`` (the training images).
-
-    At a constant lr of 0.1 the running averages lag the weights, and eval-mode
-    accuracy jumps around; recomputing them first makes evaluation stable.
-    """
+    """Replace BatchNorm running statistics by exact averages over ``x`` (the training images): at a constant
+    lr of 0.1 the running averages lag the weights and eval-mode accuracy jumps around."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -270,26 +157,14 @@ def recompute_bn_stats(model: nn.Module, x: torch.Tensor, batch_size: int = 500)
     model.train(was_training)
 
 
-def evaluate_after_epoch(model: nn.Module, data: Data, protocol: Protocol, speed: SpeedOptions) -> float:
-    """The evaluation after an epoch: BatchNorm statistics recomputed if the protocol says so, then
-    accuracy on ``data``'s test split (already on the model's device)."""
-    if protocol.recompute_bn:
-        recompute_bn_stats(model, data.train_x)
-    return evaluate(model, data.test_x, data.test_y, speed.eval_batch_size, speed.amp, speed.channels_last)
-
-
 # --------------------------------------------------------------------------- one step, one epoch
 
 
 def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
                device: torch.device, amp: bool | str | AmpPolicy = False, scaler=None,
                cuda_graphs: bool = False) -> torch.Tensor:
-    """One SGD step with cross-entropy on a batch (``xb``: B x C x H x W, ``yb``: B).
-
-    ``amp``: an :class:`AmpPolicy`, or a setting that :func:`amp_policy` resolves for ``device``;
-    ``scaler``: the policy's GradScaler, kept across steps. Returns the detached loss, still on the
-    device (no synchronisation).
-    """
+    """One SGD step with cross-entropy on ``xb`` (B x C x H x W), ``yb`` (B) under :func:`amp_policy`.
+    ``scaler``: the policy's GradScaler, kept across steps. Returns the loss, still on the device (no sync)."""
     if cuda_graphs:  # a new training step: earlier graph outputs may be overwritten
         torch.compiler.cudagraph_mark_step_begin()
     with amp_policy(device, amp).autocast():
@@ -307,8 +182,7 @@ def train_step(step_model: nn.Module, optimizer: torch.optim.Optimizer, xb: torc
 
 @dataclass
 class EpochResult:
-    """What :func:`train_epoch` measured. ``step_losses``: one loss per step run, on the device;
-    ``diverged_at``: the 1-based step whose loss was NaN/inf (the epoch stopped there), else None."""
+    """What :func:`train_epoch` measured. ``diverged_at``: the 1-based step whose loss was NaN/inf, else None."""
 
     train_loss: float
     seconds: float
@@ -318,13 +192,9 @@ class EpochResult:
 
 def train_epoch(step_model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, n_steps: int,
                 device: torch.device, speed: SpeedOptions, policy: AmpPolicy, scaler=None) -> EpochResult:
-    """One pass over ``batches`` (``n_steps`` pairs ``xb, yb`` on ``device``): a :func:`train_step` each.
-
-    The losses stay on the device and are checked for NaN/inf every ``speed.check_every`` steps (each
-    check waits for the device); batch sizes stay on the host. ``train_loss`` is the mean loss per image.
-    A compiled ``step_model`` has static shapes, so a smaller last batch runs through the eager model
-    instead of compiling (and recording a CUDA graph) a second time.
-    """
+    """One pass over ``batches`` (``n_steps`` pairs on ``device``); ``train_loss`` is the mean loss per image. Losses
+    stay on the device, checked for NaN/inf every ``speed.check_every`` steps; a compiled model has static shapes,
+    so a smaller last batch runs eagerly rather than compiling a second time."""
     step_model.train()
     eager = getattr(step_model, "_orig_mod", step_model)  # torch.compile's wrapper holds the eager model here
     cuda_graphs = speed.compile == "reduce-overhead" and device.type == "cuda"
@@ -355,13 +225,12 @@ def train_epoch(step_model: nn.Module, optimizer: torch.optim.Optimizer, batches
 
 def resume_from(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, history: History,
                 protocol: Protocol, scaler=None) -> None:
-    """Continue a run from a checkpoint written by ``fit(checkpoint=...)``: weights, optimizer and
-    GradScaler state, and the completed epochs (into ``history``). Refuses another model's checkpoint,
-    and one trained under another protocol (all but ``epochs``), since the result would not be the run's."""
+    """Load weights, optimizer and GradScaler state and the completed epochs from ``fit(checkpoint=...)``'s file;
+    refuse another model's checkpoint and one trained under another protocol (all but ``epochs``)."""
     state = load_into(model, path)
     saved = (state.get("history") or {}).get("config") or {}
-    differ = [f"{k}: checkpoint {saved[k]!r}, now {getattr(protocol, k)!r}" for k in _PROTOCOL_FIELDS
-              if k != "epochs" and k in saved and saved[k] != getattr(protocol, k)]
+    now = {f.name: getattr(protocol, f.name) for f in fields(protocol) if f.name != "epochs"}
+    differ = [f"{k}: checkpoint {saved[k]!r}, now {v!r}" for k, v in now.items() if k in saved and saved[k] != v]
     if differ:
         raise CheckpointError(f"checkpoint {display_path(path)} was trained under another protocol "
                               f"({'; '.join(differ)}). Fix: resume with the settings it was trained with, "
@@ -382,11 +251,8 @@ def compiled(model: nn.Module, compile: bool | str) -> nn.Module:
 
 def batch_source(data: Data, on_device: Data, protocol: Protocol, speed: SpeedOptions,
                  device: torch.device) -> Callable[[int], tuple[Iterator, int]]:
-    """A function ``epoch -> (batches on device, number of steps)`` for the speed options' pipeline.
-
-    Both pipelines shuffle with the same seeded rule (:func:`course_lib.data.epoch_generator`), so
-    they see the same images in the same order.
-    """
+    """``epoch -> (batches on device, number of steps)`` for the speed options' pipeline; both pipelines
+    shuffle with :func:`course_lib.data.epoch_generator`, so they see the same images in the same order."""
     if speed.pipeline == "memory":
         batches = BatchIterator(on_device.train_x, on_device.train_y, protocol.batch_size,
                                 shuffle=protocol.shuffle, seed=protocol.seed)
@@ -402,21 +268,18 @@ def batch_source(data: Data, on_device: Data, protocol: Protocol, speed: SpeedOp
 
 def fit(model: nn.Module, data: Data, protocol: Protocol | None = None, speed: SpeedOptions | None = None, *,
         progress: bool = True, checkpoint: str | Path | None = None, resume: str | Path | None = None,
-        step_losses: list | None = None, **overrides) -> History:
-    """Train ``model`` on ``data`` with SGD and cross-entropy; the blog's protocol by default.
+        step_losses: list | None = None) -> History:
+    """Train ``model`` (N x 1 x 28 x 28 in [0, 1] -> N x 10) on ``data`` with SGD; the blog's protocol by default.
 
-    ``model``: input ``N x 1 x 28 x 28`` in [0, 1], output ``N x 10``; ``data``: from ``load_data``.
-    ``protocol``, ``speed``: a :class:`Protocol` and :class:`SpeedOptions`; any of their fields may also
-    be given by keyword (``fit(model, data, epochs=3, lr=0.05, device="cpu")``), replacing that field.
-    ``progress``: a tqdm bar. ``checkpoint``: write a checkpoint there after every epoch. ``resume``:
-    continue from such a checkpoint; the result equals an uninterrupted run (exactly, on CPU).
-    ``step_losses``: a list that receives every step's loss (once per epoch, so the device is not
-    waited on every step).
-
-    Returns a :class:`History`; on a NaN/inf loss or Ctrl-C, training stops and the history of the
-    completed epochs comes back with ``status`` and ``message`` saying what happened.
+    ``checkpoint``: written after every epoch; ``resume``: continue from one, exactly. ``step_losses``: receives
+    every step's loss. On a NaN/inf loss or Ctrl-C the history so far comes back, ``status`` saying why.
     """
-    protocol, speed = training_settings(protocol, speed, **overrides)
+    protocol = Protocol() if protocol is None else protocol
+    speed = SpeedOptions() if speed is None else speed
+    if not isinstance(protocol, Protocol) or not isinstance(speed, SpeedOptions):
+        raise ConfigError("fit(model, data, protocol, speed): protocol must be a Protocol and speed a "
+                          "SpeedOptions (or None). Fix: e.g. fit(model, data, Protocol(epochs=3)).")
+    flush_denormals()
     device = pick_device(speed.device)
     policy = amp_policy(device, speed.amp)
     model.to(device)
@@ -434,7 +297,11 @@ def fit(model: nn.Module, data: Data, protocol: Protocol | None = None, speed: S
     step_model = compiled(model, speed.compile)
     on_device = data.to(device)
     epoch_batches = batch_source(data, on_device, protocol, speed, device)
-    bar = _progress_bar(progress, protocol.epochs, len(history), history.model)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm  # imported only when a bar is shown
+
+        bar = tqdm(total=protocol.epochs, initial=len(history), desc=history.model, unit="epoch", leave=True)
     try:
         for epoch in range(len(history) + 1, protocol.epochs + 1):
             batches, n_steps = epoch_batches(epoch)
@@ -443,7 +310,10 @@ def fit(model: nn.Module, data: Data, protocol: Protocol | None = None, speed: S
                 return _stop(history, "diverged", _diverged_message(result, epoch, n_steps, protocol.lr, len(history)))
             if step_losses is not None:
                 step_losses.extend(result.step_losses.tolist())
-            test_acc = evaluate_after_epoch(model, on_device, protocol, speed)
+            if protocol.recompute_bn:
+                recompute_bn_stats(model, on_device.train_x)
+            test_acc = evaluate(model, on_device.test_x, on_device.test_y, speed.eval_batch_size, policy,
+                                speed.channels_last)
             history.records.append(dict(epoch=epoch, train_loss=result.train_loss, test_acc=test_acc,
                                         seconds=result.seconds, images_per_s=len(data.train_y) / result.seconds))
             if checkpoint is not None:
@@ -458,14 +328,6 @@ def fit(model: nn.Module, data: Data, protocol: Protocol | None = None, speed: S
         if bar is not None:
             bar.close()
     return history
-
-
-def _progress_bar(progress: bool, total: int, done: int, name: str):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, desc=name, unit="epoch", leave=True)
 
 
 def _stop(history: History, status: str, message: str) -> History:
@@ -488,9 +350,3 @@ def _interrupted_message(done: int, checkpoint: str | Path | None) -> str:
     return (f"training interrupted during epoch {done + 1}: the history of the {done} completed epoch(s) "
             f"is returned{where}.")
 
-
-def history_to_json(history: History, path: str | Path) -> Path:
-    """Write ``history`` as JSON to ``path`` (atomically, through the course's one JSON writer)."""
-    from .results import write_json
-
-    return write_json(path, history.as_dict(), indent=2)

@@ -96,8 +96,8 @@ def compare_checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def compare_result(tiny, compare_checkpoints):
-    """One small run_compare result (BlogCNN and BlogResNet, seeds 0 and 1, 2 epochs on ``tiny``), trained once."""
+    """One small run_compare result (blog-cnn and blog-resnet, seeds 0 and 1, 2 epochs on ``tiny``), trained once."""
     from course_lib.lessons.cnn_vs_resnet.protocol import run_compare
 
-    return run_compare("smoke", data=tiny, seeds=[0, 1], epochs=2, models=["BlogCNN", "BlogResNet"],
+    return run_compare("smoke", data=tiny, seeds=[0, 1], epochs=2, models=["blog-cnn", "blog-resnet"],
                        device="cpu", verbose=False, checkpoint_dir=compare_checkpoints)

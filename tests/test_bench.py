@@ -11,7 +11,8 @@ import torch
 import course_lib.lessons.speed.bench as bench
 from course_lib import ConfigError, build_model, fit, load_data, seed_everything
 from course_lib.lessons.speed.bench import PLAIN, course_settings, format_bench, model_variants, run_bench
-from course_lib.training import evaluate, fast_speed_options, native_bf16
+from course_lib.devices import native_bf16
+from course_lib.training import Protocol, SpeedOptions, evaluate, fast_speed_options
 
 CPU = torch.device("cpu")
 
@@ -21,10 +22,10 @@ def sample():
     return load_data("sample", verbose=False)
 
 
-def _fit(data, seed=0, name="blog-resnet", losses=None, **kw):
+def _fit(data, speed=SpeedOptions(device="cpu"), seed=0, name="blog-resnet", losses=None, **protocol):
     seed_everything(seed)
     model = build_model(name)
-    history = fit(model, data, seed=seed, progress=False, device="cpu", step_losses=losses, **kw)
+    history = fit(model, data, Protocol(seed=seed, **protocol), speed, progress=False, step_losses=losses)
     assert history.status == "completed", history.message
     return model, history
 
@@ -34,10 +35,8 @@ def _fit(data, seed=0, name="blog-resnet", losses=None, **kw):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_variants_follow_the_cpus_bf16(monkeypatch, native):
-    monkeypatch.setattr(bench, "native_bf16", lambda device="cpu": native)
-    import course_lib.training as training
-
-    monkeypatch.setattr(training, "native_bf16", lambda device="cpu": native)  # what fast_speed_options asks
+    # a CPU that reports bf16 dot products (or not): every caller of native_bf16 sees it
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": native}, raising=False)
     course = course_settings(CPU)
     assert course == dict(amp="bf16" if native else False, channels_last=True, compile=False)
     variants, not_run = model_variants(CPU, compile=False)
@@ -66,8 +65,8 @@ def test_blog_and_course_pipelines_train_identically(sample):
     # the blog's PIL/ToTensor/DataLoader and the in-memory slices give the same steps and the same weights
     data = sample.subset(200, 64)
     loss_blog, loss_memory = [], []
-    m_blog, _ = _fit(data, epochs=2, pipeline="blog", losses=loss_blog)
-    m_memory, _ = _fit(data, epochs=2, pipeline="memory", losses=loss_memory)
+    m_blog, _ = _fit(data, SpeedOptions(device="cpu", pipeline="blog"), epochs=2, losses=loss_blog)
+    m_memory, _ = _fit(data, SpeedOptions(device="cpu", pipeline="memory"), epochs=2, losses=loss_memory)
     assert len(loss_blog) == len(loss_memory) == 8
     assert loss_blog == pytest.approx(loss_memory, rel=1e-5)
     for a, b in zip(m_blog.state_dict().values(), m_memory.state_dict().values()):
@@ -78,7 +77,7 @@ def test_channels_last_changes_the_layout_not_the_maths(sample):
     data = sample.subset(320, 64)
     plain, nhwc = [], []
     model, history = _fit(data, epochs=1, losses=plain)
-    model_cl, history_cl = _fit(data, epochs=1, losses=nhwc, channels_last=True)
+    model_cl, history_cl = _fit(data, SpeedOptions(device="cpu", channels_last=True), epochs=1, losses=nhwc)
     assert len(plain) == len(nhwc) == 5
     assert nhwc == pytest.approx(plain, rel=1e-3)
     conv = model_cl.rblock1.conv1.weight
@@ -107,9 +106,10 @@ def test_fast_path_reaches_the_plain_paths_accuracy(sample):
     acc = {}
     for name, kw in kwargs.items():
         for seed in (0, 1):
-            model, _ = _fit(train, seed=seed, epochs=2, batch_size=16, lr=0.02, momentum=0.9, **kw)
-            fit(model, train, epochs=1, batch_size=16, lr=0.002, momentum=0.9, seed=seed + 100,
-                progress=False, device="cpu", **kw)
+            speed = SpeedOptions(device="cpu", **kw)
+            model, _ = _fit(train, speed, seed=seed, epochs=2, batch_size=16, lr=0.02, momentum=0.9)
+            fit(model, train, Protocol(epochs=1, batch_size=16, lr=0.002, momentum=0.9, seed=seed + 100), speed,
+                progress=False)
             acc[name, seed] = evaluate(model, held_x, held_y)
     assert min(acc.values()) > 0.88, acc  # it learned (chance is 10%)
     for seed in (0, 1):
@@ -148,6 +148,7 @@ def test_run_bench_times_every_contender_side_by_side(capsys):
     assert result["settings"]["course"] == dict(pipeline="memory", **course_settings(CPU))
     assert result["variants"][0]["vs_blog_settings"] == 1.0
     assert len(result["load_before"]) == 3 and result["seconds_total"] > 0
+    assert result["machine"]["device_name"] == "cpu" and result["machine"]["torch_threads"] == 1
     assert format_bench(result).count("\n") >= len(rows) + 2
     assert "load average" in format_bench(result) and "load average" not in format_bench(result, show_load=False)
     json.dumps(result)  # the CLI writes it as JSON
@@ -170,4 +171,7 @@ def test_cli_bench_passes_its_options_and_writes_json(tmp_path, monkeypatch):
     assert calls == [dict(model="blog-cnn", steps=2, device="cpu", batch_size=64, dataset="sample", threads=1,
                           compile=None)]
     saved = json.loads(out.read_text())
-    assert saved["settings"]["model"] == "blog-cnn" and saved["ratio"] > 0 and saved["variants"]
+    assert (saved["settings"]["model"], saved["settings"]["steps"], saved["settings"]["rounds"]) == ("blog-cnn", 2, 1)
+    rows = saved["pipelines"] + saved["variants"]
+    assert len(saved["variants"]) >= 2 and all(r["images"] == 2 * 64 and len(r["seconds"]) == 1 for r in rows)
+    assert saved["ratio"] == pytest.approx(saved["course_images_per_s"] / saved["blog_images_per_s"], rel=1e-2)

@@ -1,8 +1,6 @@
 """course_lib.lessons.building_resnets: summaries, the grown blocks, parity helpers, 28x28 variants."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -202,20 +200,12 @@ def test_shape_trace_table_shows_what_the_imagenet_stem_does_to_digits():
     assert " ".join(layer4[1:]) == "512 x 1 x 1 512 x 4 x 4"
 
 
-def test_throughput_is_positive_and_tabulated():
-    speed = A.training_throughput(BlogResNet(), batch_size=4, steps=1)
-    assert speed > 0 and math.isfinite(speed)
-    table = A.throughput_table({"a": BlogResNet(), "b": A.digit_variant(8)}, batch_size=4, steps=1)
-    lines = table.splitlines()
-    assert len(lines) == 4 and lines[2].split()[-1] == "1.0"
+def test_settings_cover_every_profile():
+    from course_lib.profiles import PROFILES, settings
 
-
-def test_settings_tables_cover_every_profile():
-    from course_lib.profiles import PROFILES
-
-    for table in (A.THROUGHPUT, A.DIGIT_TRAINING):
-        assert set(table) == set(PROFILES)
-    assert A.DIGIT_TRAINING["full"]["width_divisor"] == 1  # the GPU profile trains the real ResNet-18
+    rows = [settings(A.SETTINGS, name) for name in PROFILES]
+    assert all(set(row) == {"throughput", "training"} for row in rows)
+    assert settings(A.SETTINGS, "full")["training"]["width_divisor"] == 1  # the GPU profile trains the real ResNet-18
 
 
 def _tiny_digits(n_train: int = 64, n_test: int = 32) -> Data:
@@ -227,15 +217,17 @@ def _tiny_digits(n_train: int = 64, n_test: int = 32) -> Data:
 
 def test_train_digit_models_trains_both_on_the_same_data():
     runs = A.train_digit_models(_tiny_digits(), dict(width_divisor=8, train=48, test=16, epochs=1), device="cpu")
-    assert list(runs) == ["BlogResNet", "ResNet-18 (digits), 1/8 width"]
+    assert list(runs) == ["blog-resnet", "ResNet-18 (digits), 1/8 width"]
     for history in runs.values():
-        assert len(history) == 1 and history.status == "completed"
-        assert 0.0 <= history.final["test_acc"] <= 1.0
+        assert len(history) == 1 and history.status == "completed" and history.config["recompute_bn"] is True
+        assert round(history.final["test_acc"] * 16) == history.final["test_acc"] * 16  # a count of 16 digits
         assert history.config["dataset"]["n_train"] == 48
-    assert runs["BlogResNet"].config["params"] == count_params(BlogResNet())
+    assert runs["blog-resnet"].config["params"] == count_params(BlogResNet())
+    assert runs["ResNet-18 (digits), 1/8 width"].config["params"] == count_params(A.digit_variant(8))
     text = A.format_runs(runs)
     assert text.startswith("data: sample from test tensors, 48 train / 16 test images (not the full dataset)")
     assert "1/8 width" in text
+    assert "seconds" not in text.splitlines()[1] and "test accuracy" in text.splitlines()[1]  # no wall-clock times
 
 
 def test_layer_rows_of_the_plain_twin_equal_the_resnets():
@@ -253,9 +245,3 @@ def test_parity_sentence_says_what_a_difference_means():
     assert same.outputs_sentence(expect_equal=True) == \
         "with the same weights, the two compute the same outputs (identical): as expected"
     assert same.outputs_sentence(expect_equal=False).endswith("NOT as expected")
-
-
-def test_format_runs_shows_no_wall_clock_times():
-    runs = A.train_digit_models(_tiny_digits(), dict(width_divisor=8, train=48, test=16, epochs=1), device="cpu")
-    header = A.format_runs(runs).splitlines()[1]
-    assert "seconds" not in header and "test accuracy" in header

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import (CheckpointError, ConfigError, build_model, evaluate, fit, load_checkpoint, load_data,
-                        load_into, save_checkpoint, seed_everything)
+from course_lib import (CheckpointError, ConfigError, Protocol, SpeedOptions, build_model, evaluate, fit,
+                        load_checkpoint, load_data, load_into, save_checkpoint, seed_everything)
 from course_lib.checkpoints import CHECKPOINT_FORMAT, read_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ def trained():
     data = load_data("sample", train_limit=256, test_limit=100)
     seed_everything(0)
     model = build_model("blog-resnet")
-    return model, fit(model, data, epochs=1, progress=False, device="cpu"), data
+    return model, fit(model, data, Protocol(epochs=1), SpeedOptions(device="cpu"), progress=False), data
 
 
 @pytest.fixture
@@ -99,8 +99,8 @@ def test_a_checkpoint_carrying_code_is_refused_and_its_payload_never_runs(good, 
         load_checkpoint(path)
     assert "weights_only=False" not in str(err.value)  # never advise the unsafe loader
     with pytest.raises(CheckpointError):
-        fit(build_model("blog-resnet"), load_data("sample", train_limit=64, test_limit=64), epochs=1,
-            progress=False, device="cpu", resume=path)
+        fit(build_model("blog-resnet"), load_data("sample", train_limit=64, test_limit=64), Protocol(epochs=1),
+            SpeedOptions(device="cpu"), progress=False, resume=path)
     assert not marker.exists()
     torch.load(path, weights_only=False)  # the payload is real: the unsafe loader runs it
     assert marker.exists()

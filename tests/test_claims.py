@@ -43,27 +43,27 @@ def test_blog_table_is_restated_with_both_languages_and_wilson_intervals():
 
 
 def test_measured_on_strips_machine_paths():
-    result = _fake({"BlogResNet": [[1.0]]})
+    result = _fake({"blog-resnet": [[1.0]]})
     result["meta"]["source"] = "Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)"
     label = claims.measured_on(result)
     assert "Debian package dataset-fashion-mnist" in label and "/usr" not in label and "()" not in label
 
 
-def test_escape_epoch_and_steps():
-    assert claims.escape_epoch([2.31, 2.30, 1.9, 0.5]) == 3
-    assert claims.escape_epoch([2.31, 2.30]) is None
-    assert claims.escape_epoch([0.5], threshold=0.4) is None
-    assert claims.steps_per_epoch(_fake({"BlogPlain": [[2.3]]}, n_train=4000)) == 63  # 4,000 / 64, rounded up
-    assert claims.steps_per_epoch(_fake({"BlogPlain": [[2.3]]}, n_train=60000)) == 938
+def test_escape_step_and_steps_per_epoch():
+    assert claims.escape_step([2.31, 2.30, 1.9, 0.5], per_epoch=10) == 30  # the end of epoch 3
+    assert claims.escape_step([2.31, 2.30], per_epoch=10) is None
+    assert claims.escape_step([0.5], per_epoch=10, threshold=0.4) is None
+    assert claims.steps_per_epoch(_fake({"blog-plain": [[2.3]]}, n_train=4000)) == 63  # 4,000 / 64, rounded up
+    assert claims.steps_per_epoch(_fake({"blog-plain": [[2.3]]}, n_train=60000)) == 938
 
 
 def test_seed_spread_gives_mean_sd_wilson_and_stalls_in_steps():
-    result = _fake({"BlogPlain": [[2.3, 2.3, 1.0], [2.3, 1.5, 0.5], [2.3, 2.3, 2.3]]},
-                   {"BlogPlain": [[0.1, 0.1, 0.8], [0.1, 0.6, 0.9], [0.1, 0.1, 0.1]]}, n_train=640, n_test=1000)
+    result = _fake({"blog-plain": [[2.3, 2.3, 1.0], [2.3, 1.5, 0.5], [2.3, 2.3, 2.3]]},
+                   {"blog-plain": [[0.1, 0.1, 0.8], [0.1, 0.6, 0.9], [0.1, 0.1, 0.1]]}, n_train=640, n_test=1000)
     row = claims.seed_spread(result)[0]
     assert row["acc_mean"] == pytest.approx(0.6) and row["acc_sd"] == pytest.approx(0.43589, abs=1e-4)
     assert (row["acc_low"], row["acc_high"]) == pytest.approx(wilson_interval(600, 1000))
-    assert row["escape_epochs"] == [3, 2, None] and row["escape_steps"] == [30, 20, None]  # 640 / 64 = 10 steps
+    assert row["escape_steps"] == [30, 20, None]  # 640 / 64 = 10 steps an epoch
     assert row["steps"] == 30
     text = claims.format_seed_spread(result)
     assert "60.00% ± 43.59" in text and "30, 20, never in 30" in text and "n=1,000" in text
@@ -73,23 +73,24 @@ def test_learning_speed_counts_steps_after_leaving_the_chance_loss():
     resnet = [1.5, 0.8, 0.4, 0.2, 0.1, 0.05]
     late = [2.30, 2.30] + resnet[:4]  # the same curve, two epochs late: a slow start
     slower = [2.30, 1.9, 1.7, 1.5, 1.3, 1.2]  # leaves at once but never reaches 0.3
-    rows = claims.learning_speed(_fake({"BlogPlain": [late, slower], "BlogResNet": [resnet, resnet]}))
-    by = {(r["seed"], r["model"]): r for r in rows}
-    assert by[(0, "BlogResNet")] == {"seed": 0, "model": "BlogResNet", "escape_step": 10, "learned_step": 40,
-                                     "steps_after": 30}
-    assert by[(0, "BlogPlain")]["escape_step"] == 30 and by[(0, "BlogPlain")]["steps_after"] == 30  # as fast
-    assert by[(1, "BlogPlain")]["escape_step"] == 20 and by[(1, "BlogPlain")]["learned_step"] is None
-    text = claims.format_learning_speed(_fake({"BlogPlain": [[2.3] * 6], "BlogResNet": [resnet]}))
-    assert "never left ln 10 in 60 steps" in text and "30 steps after leaving ln 10" in text
+    text = claims.format_learning_speed(_fake({"blog-plain": [late, slower], "blog-resnet": [resnet, resnet]}))
+    assert text.splitlines()[1:] == [
+        "step counts at epoch ends (1 epoch = 10 steps)",
+        "seed 0  blog-plain  left ln 10 by step 30, reached loss 0.3 by step 60: 30 steps after leaving ln 10",
+        "seed 0  blog-resnet left ln 10 by step 10, reached loss 0.3 by step 40: 30 steps after leaving ln 10",
+        "seed 1  blog-plain  left ln 10 by step 20; never reached loss 0.3 in 60 steps",
+        "seed 1  blog-resnet left ln 10 by step 10, reached loss 0.3 by step 40: 30 steps after leaving ln 10"]
+    text = claims.format_learning_speed(_fake({"blog-plain": [[2.3] * 6], "blog-resnet": [resnet]}))
+    assert "blog-plain  never left ln 10 in 60 steps" in text
 
 
 def test_differences_apply_the_courses_rule():
-    three = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[0.1]] * 3, "BlogCNN": [[0.1]] * 3},
-                  {"BlogResNet": [[0.970], [0.971], [0.969]], "BlogPlain": [[0.950], [0.951], [0.949]],
-                   "BlogCNN": [[0.969], [0.972], [0.968]]}, n_test=10_000)
+    three = _fake({"blog-resnet": [[0.1]] * 3, "blog-plain": [[0.1]] * 3, "blog-cnn": [[0.1]] * 3},
+                  {"blog-resnet": [[0.970], [0.971], [0.969]], "blog-plain": [[0.950], [0.951], [0.949]],
+                   "blog-cnn": [[0.969], [0.972], [0.968]]}, n_test=10_000)
     rows = {r["b"]: r["verdict"] for r in claims.differences(three)}
-    assert rows["BlogPlain"].real and not rows["BlogCNN"].real
-    one = _fake({"BlogResNet": [[0.1]], "BlogPlain": [[0.1]]}, {"BlogResNet": [[0.99]], "BlogPlain": [[0.10]]})
+    assert rows["blog-plain"].real and not rows["blog-cnn"].real
+    one = _fake({"blog-resnet": [[0.1]], "blog-plain": [[0.1]]}, {"blog-resnet": [[0.99]], "blog-plain": [[0.10]]})
     verdict = claims.differences(one)[0]["verdict"]
     assert not verdict.real and "not evidence" in verdict.reason  # one seed is never evidence
     assert "± 0.10 (3 seeds)" in claims.format_differences(three)
@@ -98,9 +99,9 @@ def test_differences_apply_the_courses_rule():
 def test_p_values_are_never_printed_as_zero():
     assert claims.p_text(1e-9) == "p < 0.001" and claims.p_text(0.0004) == "p < 0.001"
     assert claims.p_text(0.0042) == "p = 0.004" and claims.p_text(0.0871) == "p = 0.09"
-    stalled = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[2.3]] * 3},
-                    {"BlogResNet": [[0.92], [0.94], [0.91]], "BlogPlain": [[0.10], [0.10], [0.10]]})
-    text = claims.format_differences(stalled, [("BlogResNet", "BlogPlain")])
+    stalled = _fake({"blog-resnet": [[0.1]] * 3, "blog-plain": [[2.3]] * 3},
+                    {"blog-resnet": [[0.92], [0.94], [0.91]], "blog-plain": [[0.10], [0.10], [0.10]]})
+    text = claims.format_differences(stalled, [("blog-resnet", "blog-plain")])
     assert "a real difference (Welch p < 0.001;" in text and "0.000" not in text
 
 
@@ -130,40 +131,40 @@ def test_rule_text_says_not_shown_rather_than_equal():
     assert tight == ("too small for the test set: Welch p < 0.001, but 0.50 points is inside the wider Wilson "
                      "half-width, 1.2 points")
     assert claims.rule_text(compare_accuracies([0.9], [0.1], 1000)).startswith("not evidence")
-    run = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[0.1]] * 3},
-                {"BlogResNet": [[a] for a in resnet], "BlogPlain": [[a] for a in plain]})
+    run = _fake({"blog-resnet": [[0.1]] * 3, "blog-plain": [[0.1]] * 3},
+                {"blog-resnet": [[a] for a in resnet], "blog-plain": [[a] for a in plain]})
     assert claims.differences(run)[0]["interval"] == pytest.approx(claims.welch_interval(resnet, plain))
     assert "difference +1.03 points, Welch 95% CI [-0.26, +2.33] -> not shown" in claims.format_differences(run)
 
 
 def test_family_rate_counts_only_the_comparisons_that_were_tested():
-    three = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[0.1]] * 3, "BlogCNN": [[0.1]] * 3},
-                  {"BlogResNet": [[0.97], [0.96], [0.95]], "BlogPlain": [[0.9], [0.91], [0.92]],
-                   "BlogCNN": [[0.95], [0.96], [0.97]]})
-    one = _fake({"BlogResNet": [[0.1]], "BlogPlain": [[0.1]]}, {"BlogResNet": [[0.9]], "BlogPlain": [[0.1]]})
+    three = _fake({"blog-resnet": [[0.1]] * 3, "blog-plain": [[0.1]] * 3, "blog-cnn": [[0.1]] * 3},
+                  {"blog-resnet": [[0.97], [0.96], [0.95]], "blog-plain": [[0.9], [0.91], [0.92]],
+                   "blog-cnn": [[0.95], [0.96], [0.97]]})
+    one = _fake({"blog-resnet": [[0.1]], "blog-plain": [[0.1]]}, {"blog-resnet": [[0.9]], "blog-plain": [[0.1]]})
     assert claims.tested_comparisons((three, claims.PAIRS), (one, claims.PAIRS)) == 2  # one seed: never tested
     text = claims.format_family_rate(7)
     assert "1 - 0.95^7 = 30%" in text and "7 x 5% = 35%" in text
 
 
 def test_skips_lead_names_the_plain_twins_stall():
-    short = _fake({"BlogResNet": [[1.0, 0.5]] * 3, "BlogPlain": [[2.3, 2.3]] * 3},
-                  {"BlogResNet": [[0.8, 0.92], [0.8, 0.94], [0.8, 0.91]], "BlogPlain": [[0.1, 0.1]] * 3})
+    short = _fake({"blog-resnet": [[1.0, 0.5]] * 3, "blog-plain": [[2.3, 2.3]] * 3},
+                  {"blog-resnet": [[0.8, 0.92], [0.8, 0.94], [0.8, 0.91]], "blog-plain": [[0.1, 0.1]] * 3})
     text = claims.format_skips_lead(("live run", short))
-    assert text.startswith("live run (the MNIST sample, 3 seeds), step 20: BlogResNet ahead by 82.33 points")
+    assert text.startswith("live run (the MNIST sample, 3 seeds), step 20: blog-resnet ahead by 82.33 points")
     assert "a real difference (Welch p < 0.001" in text and "left ln 10 in 0 of 3 seeds by then" in text
 
 
 def test_combined_results_keep_each_parts_date_and_source():
-    first = _fake({"BlogCNN": [[0.5, 0.4]], "BlogResNet": [[0.5, 0.4]]})
-    second = _fake({"BlogCNN (PyTorch init)": [[2.3, 2.3, 1.0]]})
+    first = _fake({"blog-cnn": [[0.5, 0.4]], "blog-resnet": [[0.5, 0.4]]})
+    second = _fake({"blog-cnn-pytorch-init": [[2.3, 2.3, 1.0]]})
     second["meta"] = dict(second["meta"], date="the next day")
     both = cmp.combine(first, second)
     lines = claims.measured_on_lines(both)
-    assert len(lines) == 2 and lines[0].endswith("today (BlogCNN, BlogResNet)")
-    assert lines[1].endswith("the next day (BlogCNN (PyTorch init))")
+    assert len(lines) == 2 and lines[0].endswith("today (blog-cnn, blog-resnet)")
+    assert lines[1].endswith("the next day (blog-cnn-pytorch-init)")
     assert claims.format_seed_spread(both).splitlines()[:2] == lines
-    assert cmp.combine(both, _fake({"BlogPlain": [[0.3, 0.2]]}))["meta"]["parts"][2]["models"] == ["BlogPlain"]
+    assert cmp.combine(both, _fake({"blog-plain": [[0.3, 0.2]]}))["meta"]["parts"][2]["models"] == ["blog-plain"]
     table = claims.format_first_epochs(both, epochs=2)
     assert "0.500 / 50.0%" in table and "2.300 / 50.0%" in table and len(table.splitlines()) == 6
 
@@ -178,30 +179,30 @@ def _exact(result: dict) -> dict:
 
 
 def _three_seeds():
-    curves = {"BlogCNN": [[0.2] * 30, [0.25] * 30, [0.22] * 30], "BlogResNet": [[0.004] * 30] * 3,
-              "BlogPlain": [[2.3] * 5 + [0.01] * 25, [2.3] * 9 + [0.01] * 21, [2.3] * 7 + [0.01] * 23]}
-    accs = {"BlogCNN": [[0.968] * 30, [0.972] * 30, [0.970] * 30],
-            "BlogResNet": [[0.984] * 30, [0.986] * 30, [0.985] * 30],
-            "BlogPlain": [[0.985] * 30, [0.990] * 30, [0.984] * 30]}
+    curves = {"blog-cnn": [[0.2] * 30, [0.25] * 30, [0.22] * 30], "blog-resnet": [[0.004] * 30] * 3,
+              "blog-plain": [[2.3] * 5 + [0.01] * 25, [2.3] * 9 + [0.01] * 21, [2.3] * 7 + [0.01] * 23]}
+    accs = {"blog-cnn": [[0.968] * 30, [0.972] * 30, [0.970] * 30],
+            "blog-resnet": [[0.984] * 30, [0.986] * 30, [0.985] * 30],
+            "blog-plain": [[0.985] * 30, [0.990] * 30, [0.984] * 30]}
     return _fake(curves, accs)
 
 
 def test_verdicts_judge_only_the_exact_protocol_with_three_seeds():
     rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(_three_seeds()))}
-    assert rows["BlogCNN: train loss 0.2"] == "**reproduced**"
-    assert rows["BlogCNN: test accuracy 97.0%"] == "**reproduced**"  # 97% lies inside our seeds' Wilson range
-    assert rows["BlogResNet: train loss 0.04"] == "**not reproduced**: ours is 10x lower"
-    assert rows["BlogResNet: test accuracy 99.5%"] == "**not reproduced**: ours is 1.0 points below the claim"
+    assert rows["blog-cnn: train loss 0.2"] == "**reproduced**"
+    assert rows["blog-cnn: test accuracy 97.0%"] == "**reproduced**"  # 97% lies inside our seeds' Wilson range
+    assert rows["blog-resnet: train loss 0.04"] == "**not reproduced**: ours is 10x lower"
+    assert rows["blog-resnet: test accuracy 99.5%"] == "**not reproduced**: ours is 1.0 points below the claim"
     assert rows["Implied: the ResNet beats the CNN"].startswith(
-        "BlogResNet ahead by 1.50 points: **a real difference**")
+        "blog-resnet ahead by 1.50 points: **a real difference**")
     assert "not shown to be real (Welch p = " in rows["Implied: the skips are what make it better"]
     on_sample = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_three_seeds())}
-    assert on_sample["BlogResNet: train loss 0.04"].startswith("**not comparable**")
-    assert on_sample["BlogCNN: test accuracy 97.0%"].startswith("**not verified**: measured on the MNIST sample")
-    one_seed = _fake({"BlogCNN": [[2.303] * 3], "BlogResNet": [[0.1] * 3]},
-                     {"BlogCNN": [[0.1] * 3], "BlogResNet": [[0.9] * 3]})
+    assert on_sample["blog-resnet: train loss 0.04"].startswith("**not comparable**")
+    assert on_sample["blog-cnn: test accuracy 97.0%"].startswith("**not verified**: measured on the MNIST sample")
+    one_seed = _fake({"blog-cnn": [[2.303] * 3], "blog-resnet": [[0.1] * 3]},
+                     {"blog-cnn": [[0.1] * 3], "blog-resnet": [[0.9] * 3]})
     exact_rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(one_seed))}
-    assert exact_rows["BlogResNet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
+    assert exact_rows["blog-resnet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
     text = claims.format_verdicts(one_seed)
     assert "it never left the chance loss ln 10 in 30 steps" in text and "not evidence: 1 seed" in text
     assert text.splitlines()[2].startswith("| The blog's claim") and text.count("\n| ") == 6
@@ -217,9 +218,9 @@ def test_plots_save_pngs(compare_result, tmp_path, monkeypatch):
     figures.plot_curves(compare_result, name="04_test_curves")
     fig = figures.plot_curves(compare_result, name=None, mean_over_seeds=True)
     assert len(fig.axes[0].get_legend().get_texts()) == 3  # one line per model (2) and the chance loss
-    tied = _fake({"BlogResNet": [[0.1]] * 3, "BlogPlain": [[0.1]] * 3},
-                 {"BlogResNet": [[0.968], [0.960], [0.966]], "BlogPlain": [[0.958], [0.958], [0.947]]})
-    one = _fake({"BlogResNet": [[0.1]], "BlogPlain": [[0.1]]}, {"BlogResNet": [[0.90]], "BlogPlain": [[0.89]]},
+    tied = _fake({"blog-resnet": [[0.1]] * 3, "blog-plain": [[0.1]] * 3},
+                 {"blog-resnet": [[0.968], [0.960], [0.966]], "blog-plain": [[0.958], [0.958], [0.947]]})
+    one = _fake({"blog-resnet": [[0.1]], "blog-plain": [[0.1]]}, {"blog-resnet": [[0.90]], "blog-plain": [[0.89]]},
                 n_test=10_000)
     fig = figures.plot_claims([("the test data", tied), ("one seed", one)], name="04_test_claims")
     claims_ax, ours_ax, one_ax = fig.axes[:3]

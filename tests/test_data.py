@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import course_lib.data as data_mod
 from course_lib import ConfigError, DataError, load_data
-from course_lib.data import BatchIterator, blog_loader, read_idx
+from course_lib.data import BatchIterator, blog_loader
+from course_lib.idx_files import read_idx, read_idx_pair
 from conftest import idx_bytes, write_idx_dataset
 
 
@@ -62,9 +63,14 @@ def test_unknown_dataset_lists_valid_names():
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_local_root_read_through_torchvision(tmp_path, no_network, gz):
+def test_local_root_is_read_once_by_the_course_and_left_as_it_was(tmp_path, no_network, gz, monkeypatch):
     arrays = write_idx_dataset(tmp_path / "MNIST" / "raw", n_train=50, n_test=20, gz=gz)
+    before = _tree_digest(tmp_path)
+    reads = []
+    monkeypatch.setattr(data_mod, "read_idx_pair", lambda *paths: reads.append(paths) or read_idx_pair(*paths))
+    monkeypatch.setattr("torchvision.datasets.MNIST", lambda *a, **k: pytest.fail("torchvision read the files"))
     d = load_data("mnist", root=tmp_path)
+    assert len(reads) == 2 and _tree_digest(tmp_path) == before  # one read per split; nothing decompressed beside
     assert no_network == []  # the local root comes first: no download attempted
     assert d.info.source.startswith("local root") and d.info.dataset == "mnist"
     assert d.train_x.shape == (50, 1, 28, 28) and d.test_y.shape == (20,)
@@ -72,6 +78,9 @@ def test_local_root_read_through_torchvision(tmp_path, no_network, gz):
     assert torch.equal(d.train_x, expected)
     assert d.train_y.tolist() == arrays["train"][1].tolist()
     assert not d.info.full  # 50/20 are not the official sizes
+    data_mod.data_source_report(tmp_path)
+    assert torch.equal(load_data("mnist", root=tmp_path).train_x, d.train_x)
+    assert len([r for r in reads if tmp_path in Path(r[0]).parents]) == 2  # a report and a load read the files once
 
 
 def test_fashion_local_root(tmp_path, no_network):
@@ -182,6 +191,7 @@ def test_corrupt_files_refused_with_path_and_fix_and_left_alone(tmp_path, no_net
         load_data("mnist", root=tmp_path)
     text = str(err.value)
     assert bad.name in text  # names the file
+    assert how != "count" or "t10k-images-idx3-ubyte holds 10 images" in text  # and the file it disagrees with
     assert "course_lib data" in text or "sample" in text  # and the fix
     assert _tree_digest(tmp_path) == before  # nothing deleted or changed
     assert no_network == []  # a broken local copy is not silently replaced by a download
@@ -225,7 +235,7 @@ def test_read_idx_rejects_random_corruptions(tmp_path, n, how, where_permille, g
     path = tmp_path / ("f.gz" if gz else "f")
     path.write_bytes(payload)
     with pytest.raises(DataError):
-        read_idx(path, expect_magic=0x803, expect_count=n)
+        read_idx(path, expect_magic=0x803)
 
 
 # --------------------------------------------------------------------------- batches
@@ -266,7 +276,7 @@ def test_blog_loader_gives_the_same_tensors_as_memory():
     assert torch.cat([b[1] for b in batches]).tolist() == d.train_y.tolist()
 
 
-def test_blog_loader_reads_torchvision_files(tmp_path, no_network):
+def test_blog_loader_on_a_local_root_gives_its_tensors(tmp_path, no_network):
     write_idx_dataset(tmp_path / "MNIST" / "raw", n_train=70, n_test=10)
     d = load_data("mnist", root=tmp_path)
     xs = torch.cat([b[0] for b in blog_loader(d, batch_size=64)])

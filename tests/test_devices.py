@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib import ConfigError, DeviceError, build_model, fit, load_data
-from course_lib.training import AmpPolicy, SpeedOptions, amp_policy, fast_speed_options, native_bf16, pick_device
+from course_lib import ConfigError, DeviceError, Protocol, build_model, fit, load_data
+from course_lib.devices import AmpPolicy, amp_policy, native_bf16, pick_device
+from course_lib.training import SpeedOptions, fast_speed_options
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -20,8 +21,8 @@ def test_device_selection(capsys, monkeypatch):
         with pytest.raises(DeviceError, match="device='auto'"):
             pick_device("cuda")
         with pytest.raises(DeviceError):
-            fit(build_model("blog-cnn"), load_data("sample", train_limit=64, test_limit=64),
-                epochs=1, progress=False, device="cuda")
+            fit(build_model("blog-cnn"), load_data("sample", train_limit=64, test_limit=64), Protocol(epochs=1),
+                SpeedOptions(device="cuda"), progress=False)
     with pytest.raises(ConfigError, match="auto, cpu, cuda"):
         pick_device("gpu")
 

@@ -1,10 +1,10 @@
-"""course_lib.diagrams: the block diagrams of notebook 03, in the course's colours, saved as PNG."""
+"""course_lib.lessons.building_resnets.diagrams: the block diagrams of notebook 03, in the course's colours, saved as PNG."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.colors import to_hex
 
-from course_lib import diagrams
+from course_lib.lessons.building_resnets import diagrams
 from course_lib.models import BlogResNet, count_params
 from course_lib.plots import COLORS
 

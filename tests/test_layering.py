@@ -38,11 +38,12 @@ ALLOWED = {  # what each layer may import from course_lib
 }
 
 
-def imported_modules(path: Path) -> list[tuple[int, str]]:
-    """Every course_lib module that ``path`` imports, anywhere in the file (lazy imports in functions too)."""
+def imported_modules(path: Path, source: str | None = None) -> list[tuple[int, str]]:
+    """Every course_lib module that ``path`` (or ``source``, as if it were that file) imports, anywhere in the
+    file (lazy imports in functions too)."""
     package = dotted(path).split(".") if path.name == "__init__.py" else dotted(path).split(".")[:-1]
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source, str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -50,9 +51,33 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
             if node.level:
                 anchor = package[:len(package) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            # "from . import profiles" imports a module, "from .data import Data" a name from one
-            found += [(node.lineno, f"{base}.{alias.name}" if not node.module else base) for alias in node.names]
+            # "from .data import Data" imports a name from a module; "from . import profiles" and
+            # "from .lessons import speed" import a module from a package
+            found += [(node.lineno, f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULE_NAMES else base)
+                      for alias in node.names]
     return [(line, name) for line, name in found if name == "course_lib" or name.startswith("course_lib.")]
+
+
+MODULE_NAMES = {dotted(p) for p in MODULES}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle in ``graph`` (module -> the modules it imports) as ``[a, b, ..., a]``, or None."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return path[path.index(module):] + [module]
+        if module in done:
+            return None
+        for imported in sorted(graph.get(module, ())):
+            cycle = visit(imported, path + [module])
+            if cycle:
+                return cycle
+        done.add(module)
+        return None
+
+    return next(filter(None, (visit(module, []) for module in sorted(graph))), None)
 
 
 def test_the_layer_rule_is_read_correctly():
@@ -78,6 +103,22 @@ def test_the_core_never_imports_a_lesson():
     offenders = [f"{p.name}:{line} {name}" for p in core for line, name in imported_modules(p)
                  if name.startswith("course_lib.lessons")]
     assert not offenders
+
+
+def test_no_import_cycle():
+    """Every import counts, a lazy one inside a function too: a cycle means two modules that need each other."""
+    graph = {dotted(p): {name for _, name in imported_modules(p)} for p in MODULES}
+    assert "course_lib.devices" in graph["course_lib.training"]  # the graph is read
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_can_fail():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({**graph, "c": {"d"}}) is None
+    lazy = "def f():\n    from .training import fit\n"
+    assert imported_modules(PACKAGE / "checkpoints.py", lazy) == [(2, "course_lib.training")]
 
 
 def parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool) -> int:

@@ -109,3 +109,15 @@ def test_every_figure_is_saved_through_plots():
              for n in ast.walk(ast.parse(p.read_text()))
              if isinstance(n, ast.Attribute) and n.attr == "savefig"]
     assert not calls, f"save through course_lib.plots.save_figure / finish_figure: {calls}"
+
+
+def test_a_figure_of_another_profile_goes_to_a_temporary_folder_and_says_where(monkeypatch, capsys):
+    from course_lib import locations
+
+    monkeypatch.delenv("COURSE_FIGURES_DIR", raising=False)
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    fig = plt.figure()
+    path = save_figure(fig, "00_probe")
+    plt.close(fig)
+    assert locations.in_scratch(path) and not (locations.repo_root() / "figures" / "00_probe.png").exists()
+    assert capsys.readouterr().out.strip() == f"saved 00_probe.png in {path.parent} (figures/ keeps the cpu profile's)"

@@ -10,7 +10,7 @@ import pytest
 
 import course_lib.lessons
 from course_lib.errors import ConfigError
-from course_lib.profiles import ENV_VAR, PROFILES, Profile, as_profile, get_profile, settings
+from course_lib.profiles import ENV_VAR, PROFILES, Profile, get_profile, settings
 
 PACKAGE = Path(course_lib.lessons.__file__).resolve().parent.parent
 TABLE = {"smoke": {"epochs": 1}, "cpu": {"epochs": 3}, "full": {"epochs": 30}}
@@ -46,14 +46,14 @@ def test_an_unknown_profile_names_the_valid_ones_and_where_it_came_from(monkeypa
         get_profile()
 
 
-def test_as_profile_passes_a_profile_through_and_looks_up_a_name(monkeypatch):
+def test_get_profile_passes_a_profile_through_and_looks_up_a_name(monkeypatch):
     custom = Profile("cpu", "a caller's own cpu-sized profile", "sample", 10, 10)
-    assert as_profile(custom) is custom
-    assert as_profile("full") is PROFILES["full"]
+    assert get_profile(custom) is custom and settings(TABLE, custom) == {"epochs": 3}
+    assert get_profile("full") is PROFILES["full"]
     monkeypatch.setenv(ENV_VAR, "smoke")
-    assert as_profile(None) is PROFILES["smoke"]
+    assert get_profile(None) is PROFILES["smoke"]
     monkeypatch.delenv(ENV_VAR)
-    assert as_profile(None).name in ("cpu", "full")  # the default depends on whether a GPU is present
+    assert get_profile(None).name in ("cpu", "full")  # the default depends on whether a GPU is present
 
 
 def lesson_modules():
@@ -61,18 +61,23 @@ def lesson_modules():
         yield importlib.import_module(info.name)
 
 
-def test_every_lesson_settings_table_covers_every_profile():
+def test_every_lesson_table_is_named_settings_and_covers_every_profile():
     tables = {f"{m.__name__}.{name}": value for m in lesson_modules() for name, value in vars(m).items()
-              if name.endswith("SETTINGS") and isinstance(value, dict) and set(value) & set(PROFILES)}
-    assert len(tables) >= 3  # degradation, cnn_vs_resnet, why_residuals_work
+              if isinstance(value, dict) and value and set(value) <= set(PROFILES)}
+    assert len(tables) >= 4  # degradation, residual_block, cnn_vs_resnet, why_residuals_work, ...
     for where, table in tables.items():
+        assert where.endswith(".SETTINGS"), f"{where}: name a lesson's table of profile rows SETTINGS"
         assert set(table) == set(PROFILES), where
-        for name in PROFILES:
-            assert settings(table, name) == table[name], where
+
+
+def test_no_lesson_wraps_the_settings_accessor():
+    wrappers = [f"{m.__name__}.{name}" for m in lesson_modules() for name in ("settings", "settings_for")
+                if callable(getattr(m, name, None)) and getattr(m, name) is not settings]
+    assert not wrappers, f"read a lesson's sizes with profiles.settings(SETTINGS, profile), not {wrappers}"
 
 
 def test_no_module_turns_a_name_into_a_profile_by_hand():
-    """``as_profile`` and ``settings`` are the one way: no ``.pick(``, ``isinstance(p, Profile)`` or
+    """``get_profile`` and ``settings`` are the one way: no ``.pick(``, ``isinstance(p, Profile)`` or
     ``hasattr(p, "pick")`` outside profiles.py."""
     copies = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -89,4 +94,4 @@ def test_no_module_turns_a_name_into_a_profile_by_hand():
                        and isinstance(args[1], ast.Constant) and args[1].value == "pick")
             if by_hand:
                 copies.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
-    assert not copies, f"use course_lib.profiles.as_profile / settings instead: {copies}"
+    assert not copies, f"use course_lib.profiles.get_profile / settings instead: {copies}"

@@ -132,3 +132,32 @@ def test_a_result_without_meta_is_refused_and_not_saved(results):
     with pytest.raises(ConfigError):
         load_or_train("05_list", lambda: [1, 2])
     assert load_or_train("05_free", lambda: {"value": 3}, expect=())["value"] == 3  # a caller may opt out
+
+
+def test_committed_results_load_under_todays_model_names():
+    """Results saved under the old display names (BlogCNN, ...) load with each model's one name."""
+    from pathlib import Path
+
+    from course_lib.models import build_model, count_params
+    from course_lib.models import OLD_NAMES
+
+    files = sorted((Path(__file__).resolve().parent.parent / "results").glob("*.json"))
+    raw = {path.name: path.read_text() for path in files}
+    assert any(old in text for text in raw.values() for old in OLD_NAMES), "no committed file uses an old name"
+    for path in files:
+        result = load_result(path)
+        runs = result.get("runs") if isinstance(result.get("runs"), list) else []
+        for record in [result, result["meta"], *runs, *result["meta"].get("run_status", [])]:
+            if isinstance(record, dict) and isinstance(record.get("model"), str):
+                assert record["model"] not in OLD_NAMES, path.name
+                if "params" in record:  # the name builds the model that was trained
+                    assert count_params(build_model(record["model"])) == record["params"], path.name
+
+
+def test_old_names_are_renamed_and_odd_shapes_left_alone(results):
+    (results / "old.json").write_text(json.dumps({
+        "model": "BlogResNet", "runs": [{"model": "BlogPlain (He init)"}, 5, {"model": ["BlogCNN"]}],
+        "meta": {"run_status": "BlogCNN"}}))
+    result = load_result("old")
+    assert result["model"] == "blog-resnet" and result["runs"][0]["model"] == "blog-plain-he-init"
+    assert result["runs"][1:] == [5, {"model": ["BlogCNN"]}] and result["meta"]["run_status"] == "BlogCNN"

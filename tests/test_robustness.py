@@ -43,7 +43,7 @@ def test_paths_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.delenv(paths.FIGURES_ENV, raising=False)
     assert paths.repo_root() == REPO
     assert paths.data_root() == REPO / "data"
-    assert paths.figures_dir() == REPO / "figures"
+    assert paths.figures_dir("cpu") == REPO / "figures"  # the committed profile writes into the repo
     monkeypatch.setenv(paths.FIGURES_ENV, str(tmp_path / "my_figs"))
     assert paths.figures_dir() == tmp_path / "my_figs" and (tmp_path / "my_figs").is_dir()
     monkeypatch.setenv(paths.DATA_ENV, str(tmp_path / "d"))

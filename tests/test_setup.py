@@ -78,11 +78,13 @@ def test_bad_argument_is_refused(machine, bad):
         choose_threads(threads=bad)
 
 
-def test_setup_sets_torch_threads_and_prints_one_line(machine, capsys):
+def test_setup_sets_torch_threads_and_denormals_and_prints_one_line(machine, capsys):
     machine(2, 1.2)
+    torch.set_flush_denormal(False)
     result = setup(load=False, device="cpu")
     out = capsys.readouterr().out
     assert torch.get_num_threads() == 1 and result.device.type == "cpu"
+    assert torch.tensor([1e-40]).item() == 0.0  # setup flushes denormal floats to zero, as fit does
     thread_lines = [line for line in out.splitlines() if "thread" in line]
     assert thread_lines == ["threads: 1 of 2 cores (the other is busy; set COURSE_THREADS=2 to override)"]
     setup(load=False, device="cpu", threads=2)

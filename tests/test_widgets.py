@@ -1,4 +1,4 @@
-"""course_lib.widgets: the signal/gradient numbers behind the explorer, the widget itself, its static PNG."""
+"""course_lib.lessons.residual_block.widgets: the signal/gradient numbers behind the explorer, the widget itself, its static PNG."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import ipywidgets  # noqa: E402
 import pytest  # noqa: E402
 
-from course_lib import widgets  # noqa: E402
+from course_lib.lessons.residual_block import widgets  # noqa: E402
 
 
 def test_plain_vanishes_below_he_scale_residual_does_not():

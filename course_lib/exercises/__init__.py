@@ -1,16 +1,7 @@
-"""Exercise checks: ``check_*`` functions that tell a student what is right or wrong.
-
-The machinery here is shared by every notebook's checks (one module per notebook,
-``nb01.py``, ``nb02.py``...):
-
-* :func:`student_call` runs the student's code and, when it raises, reports the
-  student's own error and line -- never a traceback from inside ``course_lib``;
-* :class:`Report` collects one line per check with a clear message for each failure;
-* :func:`show_solution` prints a worked solution's source when the student asks.
-"""
+"""Exercise checks: the ``check_*`` functions (one module per notebook) tell a student what is right or wrong,
+and report the student's own error and line when their code crashes, never a traceback from inside course_lib."""
 from __future__ import annotations
 
-import inspect
 import linecache
 import traceback
 from dataclasses import dataclass, field
@@ -80,8 +71,3 @@ class Report:
 
     def __repr__(self) -> str:
         return str(self)
-
-
-def show_solution(fn_or_cls: Callable) -> None:
-    """Print the source of a worked solution."""
-    print(inspect.getsource(fn_or_cls))

@@ -1,15 +1,5 @@
-"""Checks for notebook 01 (the degradation problem).
-
-Exercise 1 -- write ``layer_gradient_norms(model, images, labels)``, the measurement behind the
-gradient-flow plot, and check it against :func:`course_lib.lessons.degradation.gradient_norms`.
-
-Exercise 2 -- three mystery gradient-flow curves A, B, C: say which net made which.
-
-Exercise 3 -- build ``SkipPair``: the plain net's pair of convs with an identity skip added. The check
-(:func:`check_skip_pair`) tests its shapes, that the skip is really there (with the branch zeroed the pair
-passes its input through), that it adds no parameter, and that it computes ``relu(f(x) + x)``;
-:func:`rerun_with` then trains a net built from it next to the sweep's plain and residual nets.
-"""
+"""Checks for notebook 01: measure per-layer gradient norms, tell three mystery gradient-flow curves apart, and
+add the identity skip to the plain net's pair of convs (then train a net of it next to the sweep's)."""
 from __future__ import annotations
 
 import copy
@@ -25,7 +15,7 @@ from ..data import Data
 from ..lessons.degradation import (PROTOCOL, digit_batch, final_losses, gradient_norms, input_to_output_ratio,
                                    regime_net, sweep)
 from ..models import ConvPair, count_params, plain_net
-from ..plots import save_figure
+from ..plots import finish_figure
 from ..training import seed_everything
 from . import Report, StudentCodeError, student_call
 
@@ -33,10 +23,7 @@ from . import Report, StudentCodeError, student_call
 
 
 def solution_layer_gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    """Gradient norm of every conv/linear weight, input side first (a worked solution).
-
-    images: N x 1 x 28 x 28, labels: N.
-    """
+    """Gradient norm of every conv/linear weight, input side first (a worked solution); images: N x 1 x 28 x 28."""
     model.train()
     model.zero_grad()
     loss = F.cross_entropy(model(images), labels)
@@ -46,17 +33,13 @@ def solution_layer_gradient_norms(model: nn.Module, images: torch.Tensor, labels
 
 
 def check_layer_gradient_norms(fn) -> Report:
-    """Run the student's ``fn(model, images, labels)`` on two seeded nets and compare with the reference.
-
-    Reports "not implemented yet" for the untouched stub, and the student's own error and line if their code raises.
-    """
+    """Run the student's ``fn(model, images, labels)`` on three seeded nets and compare with the reference."""
     report = Report("Check: layer_gradient_norms(model, images, labels)")
     images, labels = digit_batch(32)
     for depth, batch_norm in ((8, True), (20, False), (56, False)):  # plain-56 without BN: gradients near 1e-25
         seed_everything(0)
         model = plain_net(depth, batch_norm=batch_norm)
-        seed_everything(0)
-        expected = gradient_norms(plain_net(depth, batch_norm=batch_norm), images, labels)
+        expected = gradient_norms(copy.deepcopy(model), images, labels)
         name = f"plain_net({depth}, batch_norm={batch_norm})"
         try:
             got = student_call(f"measuring {name}", fn, model, images, labels)
@@ -109,26 +92,21 @@ _WHY = {
 }
 
 
-def mystery_flow(seed: int = MYSTERY_SEED) -> dict[str, list[float]]:
-    """Per-layer gradient norms of the three mystery nets (depth 26), keyed "A", "B", "C"."""
-    return {letter: list(norms) for letter, norms in _mystery_flow(seed)}
-
-
-@functools.lru_cache(maxsize=2)
-def _mystery_flow(seed: int) -> tuple:
+@functools.lru_cache(maxsize=1)
+def _mystery_flow() -> dict[str, list[float]]:
+    """Per-layer gradient norms of the three mystery nets (depth 26), keyed "A", "B", "C"; cached, so read only."""
     images, labels = digit_batch(128)
-    flow = []
+    flow = {}
     for letter, what in _MYSTERY.items():
         kind, bn = what.split(", ")
-        seed_everything(seed)
-        model = regime_net(kind, MYSTERY_DEPTH, "BN, default init" if bn == "BN" else "no BN, default init")
-        flow.append((letter, tuple(gradient_norms(model, images, labels))))
-    return tuple(flow)
+        seed_everything(MYSTERY_SEED)
+        flow[letter] = gradient_norms(regime_net(kind, MYSTERY_DEPTH, f"{bn}, default init"), images, labels)
+    return flow
 
 
 def plot_mystery(name: str | None = "01_exercise_mystery"):
     """The three unlabelled gradient-flow curves of exercise 2 (log scale; neutral colours on purpose)."""
-    flow = mystery_flow()
+    flow = _mystery_flow()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for (letter, norms), style in zip(flow.items(), ("-o", "-s", "-^")):
         ax.plot(range(1, len(norms) + 1), norms, style, ms=4, color="black", alpha=0.8, label=f"net {letter}",
@@ -137,10 +115,7 @@ def plot_mystery(name: str | None = "01_exercise_mystery"):
            title=f"Three {MYSTERY_DEPTH}-layer nets at initialisation: which is which?")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    if name:
-        save_figure(fig, name)
-    return fig
+    return finish_figure(fig, name=name)
 
 
 def check_mystery_guess(guess: dict) -> Report:
@@ -158,33 +133,29 @@ def check_mystery_guess(guess: dict) -> Report:
             report.error(f"net {letter}: {answer!r} is not one of the choices {list(MYSTERY_CHOICES)}")
             continue
         report.check(answer == truth, f"net {letter} is {truth}: {_WHY[truth]}",
-                     f"net {letter} is not {answer}. Hint: {_hint(flow_shape(letter))}")
+                     f"net {letter} is not {answer}. Hint: {_HINTS[flow_shape(letter)]}")
     return report
 
 
 def flow_shape(letter: str) -> str:
     """How a mystery curve looks, in words: 'vanishes', 'grows' or 'flat'."""
-    ratio = input_to_output_ratio(mystery_flow()[letter])
+    ratio = input_to_output_ratio(_mystery_flow()[letter])
     return "vanishes" if ratio < 1e-3 else "grows" if ratio > 3 else "flat"
 
 
-def _hint(shape: str) -> str:
-    return {"vanishes": "its gradient falls by orders of magnitude toward the input -- which net has nothing "
-                        "to keep the signal's scale?",
-            "grows": "its gradient does not vanish but grows toward the input -- what keeps every layer's "
-                     "output at unit scale, and without a shortcut?",
-            "flat": "its gradient is nearly the same at every layer -- what carries the gradient past "
-                    "the layers unchanged?"}[shape]
+_HINTS = {"vanishes": "its gradient falls by orders of magnitude toward the input -- which net has nothing to "
+                       "keep the signal's scale?",
+          "grows": "its gradient does not vanish but grows toward the input -- what keeps every layer's output at "
+                   "unit scale, and without a shortcut?",
+          "flat": "its gradient is nearly the same at every layer -- what carries the gradient past the layers "
+                  "unchanged?"}
 
 
 # ---------------------------------------------------------------------------- exercise 3: add the skip
 
 
 class SolutionSkipPair(nn.Module):
-    """The plain net's pair of 3x3 convs with an identity skip: ``relu(f(x) + x)`` (a worked solution).
-
-    x: N x width x 7 x 7 -> N x width x 7 x 7; f(x) = bn2(conv2(relu(bn1(conv1(x))))).
-    """
+    """The plain net's pair of 3x3 convs with an identity skip, ``relu(f(x) + x)`` (a worked solution)."""
 
     def __init__(self, width: int):
         super().__init__()
@@ -199,11 +170,8 @@ class SolutionSkipPair(nn.Module):
 
 
 def net_with_pairs(pair_class, depth: int) -> nn.Module:
-    """``plain_net(depth)`` with each pair of body convs replaced by ``pair_class(width)`` holding its weights.
-
-    The pairs take over the plain net's initial weights, so the result starts exactly where the sweep's
-    plain and residual nets of the same seed start; only the pair's ``forward`` differs.
-    """
+    """``plain_net(depth)`` with each pair of body convs replaced by ``pair_class(width)`` holding its weights, so
+    it starts where the sweep's nets of the same seed start."""
     net = plain_net(depth, PROTOCOL["width"], batch_norm=PROTOCOL["batch_norm"])
     for i, plain_pair in enumerate(net.body):
         mine = pair_class(PROTOCOL["width"])
@@ -224,13 +192,8 @@ def _skip_hint(out: torch.Tensor, branch: torch.Tensor, x: torch.Tensor) -> str:
 
 
 def check_skip_pair(pair_class) -> Report:
-    """Build the student's ``pair_class(16)`` and check it is the plain pair plus an identity skip.
-
-    PASS/FAIL lines: built as an ``nn.Module``; the same parameters as the plain pair (an identity skip has
-    none); keeps the stub's layer names; output shape = input shape; with its branch zeroed it passes its
-    input through (the skip is really there; a plain pair would output 0); it computes ``relu(f(x) + x)``;
-    a 20-layer net of such pairs gives N x 10 logits.
-    """
+    """Check the student's ``pair_class(16)`` is the plain pair plus an identity skip: parameters, names, shape,
+    its input passed through when its branch is zeroed, ``relu(f(x) + x)``, and a 20-layer net of it."""
     report = Report("Check: SkipPair(width), the plain pair with an identity skip")
     width = PROTOCOL["width"]
     plain, reference = ConvPair(width, residual=False), ConvPair(width, residual=True)
@@ -278,8 +241,8 @@ def check_skip_pair(pair_class) -> Report:
 
 
 def rerun_with(pair_class, result: dict, data: Data, device: str = "auto") -> dict:
-    """Train a net of ``pair_class`` pairs at the sweep's deepest depth (seed 0, the shortest budget) and
-    print its final training loss next to the sweep's plain and residual nets of that depth; return its record."""
+    """Train a net of ``pair_class`` pairs at the sweep's deepest depth (seed 0, the shortest budget), print its
+    final training loss next to the sweep's nets; return its record."""
     if not check_skip_pair(pair_class).passed:
         print(f"your {getattr(pair_class, '__name__', 'pair')} does not pass check_skip_pair yet: training the "
               f"worked solution, SolutionSkipPair, instead")

@@ -1,22 +1,5 @@
-"""Notebook 02's exercise: write He et al. (2016)'s pre-activation residual block.
-
-The student writes ``MyPreActBlock(in_channels, out_channels, stride=1, zero_init=False)``;
-:func:`check_preact_block` tests it and prints one PASS/FAIL line per check:
-
-* it can be built as ``MyPreActBlock(c_in, c_out, stride=s, zero_init=z)`` and is an ``nn.Module``;
-* output shapes for stride 1 and 2, with and without a change of channel count;
-* with ``zero_init=True`` a shape-keeping block is the identity, on any input (negative entries included:
-  nothing follows the sum), in train and in eval mode; without it, it is not;
-* its parameter count equals the reference
-  :class:`course_lib.lessons.residual_block.PreActBlock`;
-* with its own weights (BatchNorm weight, bias and running statistics randomised) copied into that reference, it
-  computes the reference's outputs, in eval and in train mode: a BN left unused or put after its relu, or a
-  projection applied to the raw x, shows here.
-
-If the student's code raises, the report names their error and their line
-(:func:`course_lib.exercises.student_call`), never a traceback from inside course_lib.
-:class:`SolutionPreActBlock` is the worked solution.
-"""
+"""Checks for notebook 02: the student's pre-activation residual block, against the reference
+:class:`course_lib.lessons.residual_block.PreActBlock` (shapes, identity at zero-init, parameters, outputs)."""
 from __future__ import annotations
 
 import inspect
@@ -123,9 +106,8 @@ def _identity_checks(block_cls, report: Report) -> None:
 
 
 def _matched_state(student: nn.Module, reference: nn.Module) -> dict | None:
-    """The student's weights under the reference's names: by name when the names agree, else module by module
-    (each reference BN and conv takes the student's first unused module of its kind with the same shapes, in the
-    order the student built them). None when some reference layer has no match."""
+    """The student's weights under the reference's names: by name, else module by module in the order built
+    (BN and conv of the same shapes); None when some reference layer has no match."""
     theirs = student.state_dict()
     if set(theirs) == set(reference.state_dict()):
         return theirs
@@ -146,9 +128,8 @@ def _matched_state(student: nn.Module, reference: nn.Module) -> dict | None:
 
 
 def _output_checks(blocks: dict, report: Report) -> None:
-    """The student's weights, with randomised BatchNorms, copied into the reference PreActBlock: the same outputs
-    in eval and in train mode, one line per mode. Fresh BNs (weight 1, bias 0, mean 0, variance 1) are nearly
-    the identity in eval mode and would hide a BN that is unused or in the wrong place."""
+    """With its own weights (BatchNorm randomised: fresh BNs would hide a misplaced one) copied into the reference,
+    the same outputs in eval and in train mode."""
     pairs = []
     for (c_in, c_out, stride), block in blocks.items():
         reference = PreActBlock(c_in, c_out, stride)
@@ -185,11 +166,8 @@ def _output_checks(blocks: dict, report: Report) -> None:
 
 
 def check_preact_block(block_cls) -> Report:
-    """Test the student's pre-activation block class and return a :class:`Report` (PASS/FAIL lines).
-
-    ``block_cls(in_channels, out_channels, stride=1, zero_init=False)`` must map
-    ``N x in_channels x H x W`` to ``N x out_channels x H/stride x W/stride``.
-    """
+    """Check ``block_cls(in_channels, out_channels, stride=1, zero_init=False)``, mapping ``N x C_in x H x W`` to
+    ``N x C_out x H/stride x W/stride``; one PASS/FAIL line per check."""
     report = Report("check_preact_block: your pre-activation residual block")
     if not _usable(block_cls, report):
         return report

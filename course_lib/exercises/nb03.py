@@ -1,17 +1,5 @@
-"""Notebook 03's exercise: write the bottleneck block and build torchvision's ResNet-50 from it.
-
-The student writes ``MyBottleneck(inplanes, planes, stride=1, downsample=None)`` with ``expansion = 4``, the
-signature :class:`course_lib.models.ResNet` calls its blocks with. :func:`check_bottleneck` prints one PASS/FAIL
-line per check:
-
-* single blocks: output shapes (identity shortcut, projection shortcut, stride 2) and parameter counts against
-  :class:`course_lib.models.Bottleneck`;
-* the whole network, ``ResNet(MyBottleneck, [3, 4, 6, 3])``: torchvision's ResNet-50 parameter count and output
-  shape; then torchvision's weights are copied in (the layer names must be torchvision's) and the outputs compared.
-
-If the student's code raises, the report names their error and their line, never a traceback from inside course_lib.
-:class:`SolutionBottleneck` is the worked solution.
-"""
+"""Checks for notebook 03: the student's bottleneck block, alone and as torchvision's ResNet-50 built from it
+(``ResNet(MyBottleneck, [3, 4, 6, 3])``, with torchvision's weights copied in)."""
 from __future__ import annotations
 
 import inspect

@@ -1,26 +1,10 @@
 """Checks for notebook 04 (the blog's experiment): is a difference between two models real?"""
 from __future__ import annotations
 
-from statistics import fmean
-from typing import Callable, Sequence
+from typing import Callable
 
 from . import Report, StudentCodeError, student_call
-from ..stats import accuracy_interval, compare_accuracies, welch_p_value
-
-
-# --------------------------------------------------------------------------- the exercise: a real difference?
-
-
-def real_difference_solution(acc_a: Sequence[float], acc_b: Sequence[float], n_test: int) -> bool:
-    """The course's rule: at least 3 seeds each, Welch p < 0.05, and a gap wider than the wider of the two means'
-    95% Wilson half-widths."""
-    if min(len(acc_a), len(acc_b)) < 3:
-        return False  # one or two seeds are never evidence
-    if welch_p_value(acc_a, acc_b) >= 0.05:
-        return False  # not shown to be real: the spread over seeds could explain the gap
-    gap = abs(fmean(acc_a) - fmean(acc_b))
-    half = max((hi - lo) / 2 for lo, hi in (accuracy_interval(fmean(acc), n_test) for acc in (acc_a, acc_b)))
-    return gap > half  # larger than what the test set can resolve
+from ..stats import compare_accuracies
 
 
 _REAL_CASES = [  # (acc_a, acc_b, n_test, why); the expected answer is the course's own compare_accuracies

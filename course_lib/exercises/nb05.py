@@ -1,17 +1,8 @@
-"""Checks and worked solutions for notebook 05 (why residual networks work).
-
-* :func:`check_lesion`: the student's own lesion -- delete blocks of a net, measure its accuracy --
-  checked against the library's :func:`course_lib.lessons.why_residuals_work.lesion.lesion_accuracy`.
-* :func:`check_filter_normalize`: Li et al.'s filter normalisation, the heart of the loss-landscape method.
-
-Each check runs the student's function through :func:`student_call` (their own error
-and line are reported if it raises) and returns a :class:`Report`. A stub that raises
-``NotImplementedError`` is reported as "not implemented yet", never as a crash.
-"""
+"""Checks and worked solutions for notebook 05: the student's lesion (delete blocks, measure accuracy) and Li et
+al.'s filter normalisation, against the library's own."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..lessons.why_residuals_work.landscape import filter_normalize
@@ -22,22 +13,12 @@ from . import Report, StudentCodeError, student_call
 LESION_CASES = ([], [0], [1, 3], [0, 1, 2, 3])  # blocks to delete, numbered from 0 as model.body[i]
 
 
-def _not_done(report: Report, err: StudentCodeError) -> Report:
-    if "NotImplementedError" in str(err):
-        report.error("not implemented yet: replace `raise NotImplementedError` by your code and run the check again")
-    else:
-        report.error(str(err))
-    return report
-
-
-def _example_nets(seed: int = 0) -> tuple[dict[str, nn.Module], torch.Tensor]:
-    """A seeded plain and residual net of 4 blocks (depth 10, width 8) with non-trivial BatchNorm, in
-    *training* mode (a lesion function must switch to eval mode itself and switch back), and 96 random images.
-    Untrained: :func:`check_lesion` labels the images with each net's own intact eval-mode predictions, so
-    intact accuracy is 100% and every deleted block costs some."""
+def _example_nets(seed: int = 0) -> tuple[dict[str, nn.Module], torch.Tensor, dict[str, torch.Tensor]]:
+    """A seeded plain and residual net of 4 blocks with non-trivial BatchNorm, in *training* mode (a lesion must
+    switch to eval mode and back), 96 random images, and each intact net's eval-mode predictions as labels."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(96, 1, 28, 28, generator=g)
-    nets = {}
+    nets, labels = {}, {}
     for kind, build in (("plain", plain_net), ("residual", residual_net)):
         torch.manual_seed(seed)
         net = build(10, width=8)
@@ -51,22 +32,13 @@ def _example_nets(seed: int = 0) -> tuple[dict[str, nn.Module], torch.Tensor]:
             net.eval()
             # An untrained head gives every image the same class, so no lesion could change a prediction.
             # Spread the classes: a random head on the standardised pooled features of the intact net.
-            pooled = torch.flatten(F.adaptive_avg_pool2d(net.body(net.stem(x)), 1), 1)
+            pooled = net.pool(net.body(net.stem(x)))
             w = torch.randn(10, pooled.shape[1], generator=g) / pooled.std(0).clamp_min(1e-6)
             net.head.weight.copy_(w)
             net.head.bias.copy_(-(w @ pooled.mean(0)))
+            labels[kind] = net(x).argmax(1)  # all right when intact: a lesion can only cost accuracy
         nets[kind] = net.train()
-    return nets, x
-
-
-def _intact_labels(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The intact net's eval-mode predictions; the net is left in the mode it was in."""
-    was_training = net.training
-    try:
-        with torch.no_grad():
-            return net.eval()(x).argmax(1)
-    finally:
-        net.train(was_training)
+    return nets, x, labels
 
 
 def _bn_statistics(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -74,8 +46,7 @@ def _bn_statistics(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _what_changed(net: nn.Module, body: list, params: dict, stats: dict, training: bool) -> set[str]:
-    """Which of "mode", "statistics", "blocks" the student's call changed; then puts all of it back, so that
-    the next case starts from the same net."""
+    """Which of "mode", "statistics", "blocks" the student's call changed; then puts all of it back."""
     changed = set()
     if net.training != training:
         changed.add("mode")
@@ -123,15 +94,12 @@ _CHANGED = {
 
 
 def check_lesion(fn) -> Report:
-    """``fn(model, x, y, blocks)`` must return the accuracy (a float in [0, 1]) of ``model`` on images ``x``
-    (N x 1 x 28 x 28) and labels ``y`` (N) with the body blocks listed in ``blocks`` (numbered from 0)
-    deleted -- replaced by the identity -- measured in eval mode, and must leave the model as it found it:
-    its blocks, its weights, its BatchNorm running statistics and its mode (the example nets come in
-    training mode)."""
+    """``fn(model, x, y, blocks)`` must return ``model``'s accuracy on ``x``, ``y`` in eval mode with the body blocks
+    ``blocks`` replaced by the identity, and leave the model's blocks, weights, statistics and mode as they were."""
     report = Report("check_lesion: your lesion against course_lib's lesion_accuracy")
-    nets, x = _example_nets()
+    nets, x, labels = _example_nets()
     for kind, net in nets.items():
-        y = _intact_labels(net, x)  # the intact net is right on every image: deletions can only cost accuracy
+        y = labels[kind]
         body = list(net.body)
         params = {k: p.detach().clone() for k, p in net.named_parameters()}
         stats, training = _bn_statistics(net), net.training
@@ -141,7 +109,8 @@ def check_lesion(fn) -> Report:
             try:
                 got = student_call(f"measuring {what}", fn, net, x, y, list(blocks))
             except StudentCodeError as err:
-                return _not_done(report, err)
+                report.student_error(err)
+                return report
             finally:
                 changed |= _what_changed(net, body, params, stats, training)
             try:
@@ -176,23 +145,19 @@ def solution_lesion_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         model.train(was_training)
 
 
-def _example_tensors(seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
-    shapes = [(8, 1, 3, 3), (8,), (8,), (4, 8, 3, 3), (10, 4), (10,)]  # conv, BN weight/bias, conv, linear, bias
-    weights = [torch.randn(s, generator=g) * (0.1 + i) for i, s in enumerate(shapes)]
-    direction = [torch.randn(s, generator=g) for s in shapes]
-    return direction, weights
-
-
 def check_filter_normalize(fn) -> Report:
     """``fn(direction, weights)`` (two lists of tensors) must return Li et al.'s filter-normalised direction."""
     report = Report("check_filter_normalize")
-    direction, weights = _example_tensors()
+    g = torch.Generator().manual_seed(0)
+    shapes = [(8, 1, 3, 3), (8,), (8,), (4, 8, 3, 3), (10, 4), (10,)]  # conv, BN weight/bias, conv, linear, bias
+    weights = [torch.randn(s, generator=g) * (0.1 + i) for i, s in enumerate(shapes)]
+    direction = [torch.randn(s, generator=g) for s in shapes]
     before = [d.clone() for d in direction]
     try:
         got = student_call("filter-normalising a direction", fn, direction, weights)
     except StudentCodeError as err:
-        return _not_done(report, err)
+        report.student_error(err)
+        return report
     want = filter_normalize(before, weights)
     if not isinstance(got, (list, tuple)) or len(got) != len(want):
         report.error(f"expected a list of {len(want)} tensors (one per parameter), got {type(got).__name__}"

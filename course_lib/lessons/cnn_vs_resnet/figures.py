@@ -1,9 +1,4 @@
-"""The figures of notebook 04: training curves per seed, and the final accuracies next to the blog's claims.
-
-Colours come from :data:`course_lib.plots.COLORS` (the CNN green, plain nets blue, residual nets vermillion, the
-blog's numbers black); a model built with its other initialisation keeps its family's colour, dashed. Titles name
-data sources, never machine paths (:func:`course_lib.lessons.cnn_vs_resnet.claims.measured_on`).
-"""
+"""Notebook 04's figures, in the course's colours (a model's other initialisation: its family's colour, dashed)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -12,12 +7,7 @@ from ...plots import COLORS, color_for, finish_figure
 from ...stats import accuracy_interval, mean_sd
 from .claims import (BLOG_CLAIMS, CHANCE_LOSS, MNIST_TEST_IMAGES, final_accuracies, measured_on_lines, n_test,
                      runs_by_model, steps_per_epoch)
-
-_PANEL_MODELS = ("BlogCNN", "BlogPlain", "BlogResNet")
-
-
-def _style(model: str) -> str:
-    return "--" if "init)" in model else "-"  # "BlogCNN (PyTorch init)", "BlogPlain (He init)": dashed
+from .protocol import COMPARED
 
 
 def _curve(runs: list[dict], key: str, mean: bool) -> list[tuple[list[int], list[float], list[float], list[float]]]:
@@ -32,11 +22,8 @@ def _curve(runs: list[dict], key: str, mean: bool) -> list[tuple[list[int], list
 
 
 def plot_curves(result: dict, name: str | None = "04_curves", title: str = "", mean_over_seeds: bool = False):
-    """Training loss (log) and test accuracy per epoch: one colour per model family, one line per seed, or with
-    ``mean_over_seeds`` one line per model (the mean over its seeds) in a band from the lowest to the highest seed.
-
-    A second x-axis on top counts SGD steps. Saved as ``figures/NAME.png`` when ``name`` is given.
-    """
+    """Training loss (log) and test accuracy per epoch and SGD step: one line per seed, or with ``mean_over_seeds``
+    one per model (the mean) in a band from the lowest to the highest seed."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -45,10 +32,11 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = "", m
     for model, runs in runs_by_model(result).items():
         seeds = f"{len(runs)} seed{'s' * (len(runs) > 1)}"
         label = f"{model} ({'mean of ' if mean_over_seeds and len(runs) > 1 else ''}{seeds})"
+        style = "--" if model.endswith("-init") else "-"  # the other initialisation: its family's colour, dashed
         for ax, key in ((ax_loss, "train_loss"), (ax_acc, "test_acc")):
             for i, (epochs, values, lows, highs) in enumerate(_curve(runs, key, mean_over_seeds)):
                 ax.plot(epochs, values, color=color_for(model), alpha=0.9 if i == 0 else 0.5, lw=1.8 if
-                        mean_over_seeds else 1.5, marker=".", ls=_style(model), label=label if i == 0 else None)
+                        mean_over_seeds else 1.5, marker=".", ls=style, label=label if i == 0 else None)
                 if mean_over_seeds and len(runs) > 1:
                     ax.fill_between(epochs, lows, highs, color=color_for(model), alpha=0.12, lw=0)
     ax_loss.axhline(CHANCE_LOSS, color=COLORS["neutral"], ls=":", lw=1, label="chance loss ln 10")
@@ -80,7 +68,7 @@ def _claims_panel(ax) -> None:
 
 def _result_panel(ax, result: dict, label: str) -> None:
     n = n_test(result)
-    models = [m for m in _PANEL_MODELS if final_accuracies(result, m)]
+    models = [m for m in COMPARED if final_accuracies(result, m)]
     seeds = len(final_accuracies(result, models[0])) if models else 0
     for i, model in enumerate(models):
         accs = final_accuracies(result, model)
@@ -102,13 +90,8 @@ def _result_panel(ax, result: dict, label: str) -> None:
 
 
 def plot_claims(results: Sequence[tuple[str, dict]], name: str | None = "04_blog_claims"):
-    """Final test accuracy: the blog's claims in their own panel, then one panel per ``(label, result)``.
-
-    Dots on a zoomed axis: each seed's accuracy (small dots, side by side) and the mean with its 95% Wilson
-    interval for the panel's test-set size. Each panel has its own y-axis, because each measures different data,
-    but every axis spans the same number of points, so a gap looks as large in one panel as in another; only a run
-    of the blog's protocol on full MNIST would belong in the claims' panel.
-    """
+    """Final test accuracy: the blog's claims, then one panel per ``(label, result)`` with each seed and the mean's
+    95% Wilson interval. Each panel is different data, with its own y-axis, but every axis spans as many points."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 1 + len(results), figsize=(3.8 * (1 + len(results)), 4.2))

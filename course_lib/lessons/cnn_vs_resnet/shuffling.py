@@ -1,12 +1,5 @@
-"""The blog's missing shuffle, measured (notebook 04).
-
-The blog builds its loader as ``DataLoader(train_set, batch_size=64)``: ``shuffle``
-defaults to False, so every epoch cuts the same batches from the stored order, in the
-same sequence. :func:`order_report` says how sorted an order is, :func:`reorder` puts
-the training split in a fixed order, and :func:`shuffle_experiment` trains one model
-under each of :data:`SHUFFLE_CONDITIONS` with the blog's protocol. The plot saves to
-``figures/04_shuffle.png``.
-"""
+"""The blog's missing shuffle, measured (notebook 04): its ``DataLoader(train_set, batch_size=64)`` leaves
+``shuffle=False``, so every epoch cuts the same batches from the stored order."""
 from __future__ import annotations
 
 import math
@@ -16,35 +9,30 @@ from dataclasses import replace
 import torch
 
 from .claims import measured_on
-from .protocol import BLOG_PROTOCOL, MODELS, blog_protocol
+from .protocol import BLOG_PROTOCOL, blog_protocol
 from ...data import Data
+from ...devices import pick_device
 from ...errors import ConfigError
 from ...models import build_model
-from ...profiles import Profile, as_profile
+from ...profiles import Profile, get_profile
 from ...results import make_meta
-from ...training import SpeedOptions, fit, pick_device, seed_everything
+from ...training import SpeedOptions, fit, seed_everything
 
 
 def order_report(labels: torch.Tensor, batch_size: int = 64) -> dict:
-    """How sorted a training order is. ``labels``: (N,) int64, in the order training will see them.
-
-    Returns ``first_labels`` (the first 20), ``mean_run`` (mean length of runs of equal
-    consecutive labels: about 1.1 for a random order of 10 classes, N/10 for sorted data),
-    ``single_class_batches`` (share of batches holding one class) and ``classes_per_batch``.
-    """
+    """How sorted the order of ``labels`` (N,) is: ``first_labels`` (20), ``mean_run`` (of equal consecutive labels:
+    about 1.1 when random, N/10 when sorted), ``single_class_batches`` (their share) and ``classes_per_batch``."""
     y = labels.cpu()
-    changes = int((y[1:] != y[:-1]).sum()) if len(y) > 1 else 0
-    batches = [y[i:i + batch_size] for i in range(0, len(y), batch_size)]
-    counts = [len(torch.unique(b)) for b in batches]
+    changes = int((y[1:] != y[:-1]).sum())
+    counts = [len(torch.unique(y[i:i + batch_size])) for i in range(0, len(y), batch_size)]
     return {"first_labels": y[:20].tolist(), "mean_run": len(y) / (changes + 1),
             "single_class_batches": sum(c == 1 for c in counts) / max(len(counts), 1),
             "classes_per_batch": statistics.fmean(counts) if counts else 0.0}
 
 
 def reorder(data: Data, order: str, seed: int = 0) -> Data:
-    """``data`` with its training split put in a fixed ``order``: ``random`` (one seeded
-    permutation) or ``sorted`` (by label, stable). ``fit`` with ``Protocol(shuffle=False)`` then sees exactly this
-    order every epoch."""
+    """``data`` with its training split in a fixed ``order``: ``random`` (one seeded permutation) or ``sorted`` (by
+    label, stable), which ``fit`` with ``Protocol(shuffle=False)`` then sees every epoch."""
     if order == "random":
         idx = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))
     elif order == "sorted":
@@ -63,20 +51,17 @@ SHUFFLE_CONDITIONS = {
 }
 
 
-def shuffle_experiment(data: Data, epochs: int, model: str = "BlogResNet", seed: int = 0,
+def shuffle_experiment(data: Data, epochs: int, model: str = "blog-resnet", seed: int = 0,
                        device: str | torch.device = "auto", profile: Profile | str | None = None,
                        verbose: bool = True) -> dict:
-    """Train ``model`` under each of :data:`SHUFFLE_CONDITIONS` with the blog's protocol.
-
-    Returns ``{conditions: [{name, order, shuffle, order_report, history, predicted_counts}], meta}``;
-    ``predicted_counts[c]`` is how many test images the trained model calls class ``c``.
-    """
+    """Train ``model`` under each of :data:`SHUFFLE_CONDITIONS` with the blog's protocol: ``{model, conditions: [{name,
+    order, shuffle, order_report, history, predicted_counts}], meta}``, counts of test images per predicted class."""
     dev = pick_device(device, verbose=False)
     out = []
     for name, (order, shuffle) in SHUFFLE_CONDITIONS.items():
         ordered = reorder(data, order, seed)
         seed_everything(seed)
-        net = build_model(MODELS[model])
+        net = build_model(model)
         history = fit(net, ordered, blog_protocol(epochs, seed, shuffle=shuffle), SpeedOptions(device=dev),
                       progress=False)
         with torch.no_grad():
@@ -90,7 +75,7 @@ def shuffle_experiment(data: Data, epochs: int, model: str = "BlogResNet", seed:
         if verbose and records:
             print(f"[shuffle] {name}: epoch {records[-1]['epoch']} loss {records[-1]['train_loss']:.4f}, "
                   f"test acc {records[-1]['test_acc']:.2%}")
-    meta = make_meta(data.info, dev, as_profile(profile), epochs=epochs, seed=seed)
+    meta = make_meta(data.info, dev, get_profile(profile), epochs=epochs, seed=seed)
     return {"model": model, "conditions": out, "meta": meta}
 
 

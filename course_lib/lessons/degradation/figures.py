@@ -1,8 +1,4 @@
-"""The sweep's figures: training loss per SGD step for every depth, and final training loss against depth.
-
-Plain nets are blue and residual nets vermillion (``course_lib.plots.COLORS``), always in full colour; a thicker,
-solid line is a deeper net (transparency would turn pale vermillion into the course's "other" orange).
-"""
+"""The sweep's figures for notebook 01: training loss per step, and final training loss against depth."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -43,9 +39,8 @@ def _label(result: dict) -> str:
 
 
 def plot_sweep_curves(result: dict, name: str | None = "01_curves", title: str = ""):
-    """Training loss per SGD step at the largest budget (moving average of the mean over seeds, band = min-max
-    over seeds): plain | residual, one line per depth (thicker and solid = deeper); dotted vertical lines mark
-    where the smaller budgets end."""
+    """Training loss per SGD step at the largest budget (moving average, band = min-max over seeds), one line per
+    depth (thicker and solid = deeper), plain | residual; dotted lines where the smaller budgets end."""
     budgets = budget_steps(result)
     depths = sorted({r["depth"] for r in result["runs"]})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
@@ -77,9 +72,8 @@ def plot_sweep_curves(result: dict, name: str | None = "01_curves", title: str =
 
 
 def plot_sweep_depth(result: dict, name: str | None = "01_depth", title: str = ""):
-    """Final training loss against depth at every budget (dots: seeds, filled at the longest budget; line: mean;
-    the longest budget solid and thick, shorter ones dashed, then dotted), plain vs residual, and test accuracy
-    at the largest budget."""
+    """Final training loss against depth at every budget (dots: seeds; line: mean; the longest solid), and test
+    accuracy at the largest budget, plain vs residual."""
     budgets = budget_steps(result)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
     for kind, marker in (("plain", "o"), ("residual", "s")):

@@ -1,22 +1,9 @@
-"""Gradient flow at initialisation: how much of the loss's gradient reaches each layer of a fresh net.
-
-Two quantities per layer, measured on one batch of real digits:
-
-* the gradient of the loss w.r.t. the layer's *output* (the backward signal, :func:`output_gradient_norms`):
-  this is what the variance argument is about. Back through a 3x3 conv and a ReLU its variance is multiplied
-  by fan_out * Var(w) * 1/2 (fan_out = 9 * c_out; equal to fan_in here, c_in = c_out = 16; He et al. 2015,
-  "Delving Deep into Rectifiers", Section 2.2, zero biases assumed). PyTorch's default Var(w) = 1/(3 fan_in)
-  gives 1/6: 0.39 orders of magnitude of norm per layer (vanishing); He init, 2/fan_in, gives 1;
-* the gradient w.r.t. the layer's *weights* (:func:`gradient_norms`), about the backward signal times the
-  layer's input: what SGD actually uses. It follows the backward signal only while the layer inputs keep their
-  scale (with default init, the biases keep them from shrinking; Glorot & Bengio 2010 make the same split).
-
-Regimes (:data:`REGIMES`): no BN with the default init; no BN with He init; BN with either init. With BN the
-gradient grows toward the input (exploding; Yang et al. 2019 show BatchNorm itself causes this at
-initialisation in deep nets without skips, for common initialisation schemes).
+"""Gradient flow at initialisation (notebook 01): how much of the loss's gradient reaches each layer of a fresh net,
+w.r.t. its output (the backward signal of He et al.'s variance argument) and its weights, in four :data:`REGIMES`.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import matplotlib.pyplot as plt
@@ -41,13 +28,8 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def gradient_norms(model: nn.Module, images: Tensor, labels: Tensor) -> list[float]:
-    """Norm of the cross-entropy gradient of every conv/linear weight, input side first.
-
-    ``images``: N x 1 x 28 x 28, ``labels``: N. One forward and backward pass in train mode (BatchNorm
-    uses batch statistics, as during training); the model's gradients are cleared afterwards. A net of
-    depth d gives d numbers. The norm is taken in float64: a float32 norm squares the entries, and entries
-    near 1e-25 (the first layers of plain-56 without BN) would underflow to an exact 0.
-    """
+    """Norm of the cross-entropy gradient of every conv/linear weight on ``images`` (N x 1 x 28 x 28), ``labels``
+    (N), train mode, input side first. In float64: float32 would square entries near 1e-25 to an exact 0."""
     model.train()
     model.zero_grad(set_to_none=True)
     F.cross_entropy(model(images), labels).backward()
@@ -57,11 +39,8 @@ def gradient_norms(model: nn.Module, images: Tensor, labels: Tensor) -> list[flo
 
 
 def output_gradient_norms(model: nn.Module, images: Tensor, labels: Tensor) -> list[float]:
-    """Norm of the cross-entropy gradient w.r.t. every conv/linear layer's *output*, input side first.
-
-    The backward signal the variance argument predicts (the weight gradient is about this times the layer's
-    input). Same pass as :func:`gradient_norms`, read through forward hooks; float64 norms; d numbers.
-    """
+    """Norm of the cross-entropy gradient w.r.t. every conv/linear layer's *output* (the backward signal), input
+    side first; the same pass as :func:`gradient_norms`, read through forward hooks."""
     outputs: list[Tensor] = []
 
     def keep(_module, _inputs, output):
@@ -70,19 +49,11 @@ def output_gradient_norms(model: nn.Module, images: Tensor, labels: Tensor) -> l
 
     hooks = [layer.register_forward_hook(keep) for layer in weight_layers(model)]
     try:
-        model.train()
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(images), labels).backward()
+        gradient_norms(model, images, labels)
     finally:
         for hook in hooks:
             hook.remove()
-    model.zero_grad(set_to_none=True)
     return [out.grad.double().norm().item() for out in outputs]
-
-
-def net_label(kind: str, depth: int, regime: str) -> str:
-    """``"plain-32, no BN, He init"`` / ``"residual-56, BN"``: the names used in plots and dicts."""
-    return f"{kind}-{depth}, {regime}"
 
 
 def regime_net(kind: str, depth: int, regime: str) -> nn.Module:
@@ -92,47 +63,31 @@ def regime_net(kind: str, depth: int, regime: str) -> nn.Module:
     return apply_init(build(depth, PROTOCOL["width"], batch_norm=batch_norm), init)
 
 
-def gradient_flow(depths, images: Tensor, labels: Tensor, seed: int = 0, measure=gradient_norms,
-                  regimes=None) -> dict[str, list[float]]:
-    """Per-layer gradient norms at initialisation in every regime of ``regimes`` (default: :data:`REGIMES`).
-
-    Plain nets of every depth in ``depths`` plus one residual net of the deepest depth per regime, each
-    built after ``seed_everything(seed)``. ``measure``: :func:`gradient_norms` (weight gradients) or
-    :func:`output_gradient_norms` (the backward signal). Returns ``{"plain-32, no BN, He init": [layer 1, ...,
-    layer 32], ...}``.
-    """
+def gradient_flow(depths, images: Tensor, labels: Tensor, seed: int = 0) -> dict[str, list[float]]:
+    """Per-layer weight-gradient norms at initialisation in every regime: plain nets of every depth and a residual
+    net of the deepest, each seeded with ``seed``. ``{"plain-32, no BN, He init": [layer 1, ..., layer 32], ...}``."""
     flow = {}
-    for regime in regimes or REGIMES:
+    for regime in REGIMES:
         for kind, depth in [("plain", d) for d in depths] + [("residual", max(depths))]:
             seed_everything(seed)
-            flow[net_label(kind, depth, regime)] = measure(regime_net(kind, depth, regime), images, labels)
+            flow[f"{kind}-{depth}, {regime}"] = gradient_norms(regime_net(kind, depth, regime), images, labels)
     return flow
 
 
 def digit_batch(n: int) -> tuple[Tensor, Tensor]:
-    """The first ``n`` training digits of the embedded sample: images N x 1 x 28 x 28, labels N.
-
-    The same batch on every machine and in every profile, so gradient norms are comparable.
-    """
+    """The first ``n`` training digits of the embedded sample (N x 1 x 28 x 28, N): the same everywhere."""
     data = load_data("sample", verbose=False)
     return data.train_x[:n], data.train_y[:n]
 
 
 def input_to_output_ratio(norms: list[float]) -> float:
-    """Gradient norm of the first conv layer / that of the last conv layer (the one before the linear head).
-
-    Below 1: the gradient shrinks on its way back to the input; above 1: it grows. The linear head (the
-    last entry of ``norms``) is left out: it is a different kind of layer.
-    """
+    """Gradient norm of the first conv / the last conv (the linear head left out); below 1 it shrinks toward the input."""
     return norms[0] / norms[-2]
 
 
 def orders_per_layer(norms: list[float]) -> float:
-    """Orders of magnitude the gradient norm loses per layer toward the input (negative: it grows).
-
-    A straight-line fit of log10(norm) over the 3x3 body convs (the stem and the head are other kinds of
-    layer); a layer whose gradient norm is 0 (no gradient reached it at all) is left out.
-    """
+    """Orders of magnitude the gradient norm loses per layer toward the input (negative: it grows): the slope of
+    log10(norm) over the body convs, leaving out norms of 0."""
     body = np.asarray(norms[1:-1], dtype=float)
     layers = np.arange(len(body))[body > 0]
     if len(layers) < 2:
@@ -141,14 +96,8 @@ def orders_per_layer(norms: list[float]) -> float:
 
 
 def predicted_orders_per_layer(model: nn.Module) -> float:
-    """What the variance argument predicts for :func:`orders_per_layer` from ``model``'s own body weights.
-
-    The prediction is about the backward signal (:func:`output_gradient_norms`): back through a 3x3 conv and a
-    ReLU its variance is multiplied by fan_out * Var(w) * 1/2 (the ReLU passes half of it; fan_out =
-    9 * c_out, equal to fan_in in these nets); the norm loses half that factor's log10 per layer. PyTorch's
-    default (Var(w) = 1/(3 fan_in)): 1/6, 0.39 orders; He init (Var(w) = 2/fan_in): 1, 0 orders. Meant for
-    nets without BatchNorm, which rescales the signal and breaks the argument.
-    """
+    """The variance argument's :func:`orders_per_layer` of the backward signal from ``model``'s body weights: half
+    the log10 of fan_out * Var(w) / 2 per layer (PyTorch's default init: 0.39; He init: 0). Nets without BN only."""
     convs = [m for m in weight_layers(model) if isinstance(m, nn.Conv2d)][1:]  # the body, not the stem
     gains = [m.out_channels * m.kernel_size[0] * m.kernel_size[1] * m.weight.var().item() / 2 for m in convs]
     return -0.5 * math.log10(float(np.mean(gains)))
@@ -171,31 +120,22 @@ def print_gradient_ratios(flow: dict[str, list[float]]) -> None:
         print(f"{label:<38} | {text:<60} | {orders_per_layer(norms):+.2f}")
 
 
-def without_biases(model: nn.Module) -> nn.Module:
-    """``model`` with every conv/linear bias set to 0, in place (the variance argument assumes zero biases)."""
-    for layer in weight_layers(model):
-        if layer.bias is not None:
-            nn.init.zeros_(layer.bias)
-    return model
-
-
 def prediction_rows(images: Tensor, labels: Tensor, depths, seed: int = 0) -> list[dict]:
-    """For the plain nets without BatchNorm: the variance argument's prediction (orders lost per layer, from
-    each net's own weights) next to the measured slopes of the backward signal (gradient w.r.t. each layer's
-    output: the quantity it predicts), of the weight gradients, and of the weight gradients with the biases
-    set to 0. One dict per (regime, depth): ``{regime, depth, predicted, output, weight, weight_zero_bias}``."""
+    """Plain nets without BatchNorm: the predicted orders lost per layer next to the measured ones of the backward
+    signal, the weight gradients, and those with zero biases; ``{regime, depth, predicted, output, weight,
+    weight_zero_bias}`` per (regime, depth)."""
     rows = []
     for regime in ("no BN, default init", "no BN, He init"):
         for depth in depths:
-            row = dict(regime=regime, depth=depth)
-            for key, measure, prepare in (("output", output_gradient_norms, None), ("weight", gradient_norms, None),
-                                          ("weight_zero_bias", gradient_norms, without_biases)):
-                seed_everything(seed)
-                net = regime_net("plain", depth, regime)
-                if key == "output":
-                    row["predicted"] = predicted_orders_per_layer(net)
-                row[key] = orders_per_layer(measure(prepare(net) if prepare else net, images, labels))
-            rows.append(row)
+            seed_everything(seed)
+            net = regime_net("plain", depth, regime)
+            zero_bias = copy.deepcopy(net)  # the variance argument assumes zero biases
+            for layer in weight_layers(zero_bias):
+                nn.init.zeros_(layer.bias)
+            rows.append(dict(regime=regime, depth=depth, predicted=predicted_orders_per_layer(net),
+                             output=orders_per_layer(output_gradient_norms(net, images, labels)),
+                             weight=orders_per_layer(gradient_norms(net, images, labels)),
+                             weight_zero_bias=orders_per_layer(gradient_norms(zero_bias, images, labels))))
     return rows
 
 
@@ -221,8 +161,7 @@ def depth_style(i: int, n: int) -> dict:
 
 def plot_gradient_flow(flow: dict[str, list[float]], name: str | None = "01_gradient_flow", title: str = "",
                        quantity: str = "gradient norm of the layer's weights"):
-    """One panel per regime: gradient norm per layer on a log scale; plain nets blue (thicker and solid =
-    deeper), the residual net vermillion with white dots. The legend gives each net's first / last conv ratio."""
+    """One panel per regime: gradient norm per layer (log scale) of every net, with its first / last conv ratio."""
     regimes = list(dict.fromkeys(label.split(", ", 1)[1] for label in flow))
     fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes), 4.2), squeeze=False)
     for ax, regime in zip(axes[0], regimes):

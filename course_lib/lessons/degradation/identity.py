@@ -1,8 +1,5 @@
-"""The identity argument: can a stack of extra layers learn to copy its input?
-
-A deeper plain net could be at least as good as a shallower one if its extra layers computed the identity.
-:func:`identity_experiment` trains stacks of conv + ReLU layers, plain and residual, to do exactly that.
-"""
+"""The identity argument (notebook 01): a deeper plain net is at least as good as a shallower one if its extra
+layers compute the identity; can a stack of conv + ReLU layers, plain or residual, learn to?"""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -30,13 +27,8 @@ def identity_features(n: int, width: int = PROTOCOL["width"], seed: int = 0) -> 
 
 
 def identity_stack(kind: str, layers: int, width: int = PROTOCOL["width"]) -> nn.Sequential:
-    """``layers`` 3x3 conv+ReLU layers (with bias, no BatchNorm), in pairs.
-
-    ``kind``: ``plain`` (no skips, PyTorch's default init), ``plain, He init`` (the same, He init, biases 0),
-    ``residual`` (an identity skip around every pair, default init) or ``residual, f=0`` (the same, with each
-    pair's second conv zero-initialised, so f(x) = 0 and the stack starts as the identity on inputs >= 0:
-    its error and its gradient are exactly 0, it shows the starting point).
-    """
+    """``layers`` 3x3 conv+ReLU layers (with bias, no BatchNorm) in pairs, of one of :data:`IDENTITY_KINDS`:
+    ``residual, f=0`` zero-initialises each pair's second conv, so it starts as the identity on inputs >= 0."""
     if kind not in IDENTITY_KINDS:
         raise ConfigError(f"unknown stack kind {kind!r}; valid: {', '.join(IDENTITY_KINDS)}")
     pairs = [ConvPair(width, batch_norm=False, residual=kind.startswith("residual")) for _ in range(layers // 2)]
@@ -51,13 +43,8 @@ def identity_stack(kind: str, layers: int, width: int = PROTOCOL["width"]) -> nn
 
 def identity_experiment(layers=(2, 8, 16), steps: int = 100, n: int = 32, lr: float = 1e-3,
                         seed: int = 0, target_error: float = 0.01) -> dict:
-    """Train stacks of extra layers to output their input; record the relative error per step.
-
-    Each stack (see :func:`identity_stack`) is trained with Adam (a strong optimiser, to be
-    fair to the plain stack) on ``||stack(x) - x||^2 / ||x||^2`` for real stem features x
-    (N x 16 x 7 x 7). Returns ``{"layers", "steps", "target_error", "runs": [{kind, layers,
-    errors (one per step, before each update), final_error, steps_to_target (None if never)}]}``.
-    """
+    """Train every kind of stack with Adam (fair to the plain one) on ``||stack(x) - x||^2 / ||x||^2`` for real stem
+    features x (N x 16 x 7 x 7); the error per step, and the first step below ``target_error``, of each."""
     x = identity_features(n, seed=seed)
     scale = x.pow(2).mean()
     runs = []
@@ -94,8 +81,7 @@ def plot_identity(ident: dict, name: str | None = "01_identity", title: str = ""
     fig, axes = plt.subplots(1, len(ident["layers"]), figsize=(4 * len(ident["layers"]), 3.6), sharey=True,
                              squeeze=False)
     styles = {"plain": (COLORS["plain"], "-"), "plain, He init": (COLORS["plain"], "--"),
-              "residual": (COLORS["residual"], "-"),
-              "residual, f=0": (COLORS["residual"], ":")}
+              "residual": (COLORS["residual"], "-"), "residual, f=0": (COLORS["residual"], ":")}
     positive = [e for r in ident["runs"] for e in r["errors"] if e > 0]
     floor = min(positive) / 10 if positive else 1e-6  # where exact zeros are drawn on the log axis
     for ax, n_layers in zip(axes[0], ident["layers"]):

@@ -1,16 +1,8 @@
-"""Notebook 01's sizes and training protocol, in one place.
-
-:data:`SETTINGS` holds one row per run profile (read it with :func:`settings`); :data:`PROTOCOL` is the
-training protocol, the same in every profile; :func:`build_net` builds the nets the sweep trains.
-"""
+"""Notebook 01's sizes per run profile and its training protocol, the same in every profile."""
 from __future__ import annotations
-
-import functools
-from typing import Callable
 
 from torch import nn
 
-from ... import profiles
 from ...errors import ConfigError
 from ...models import plain_net, residual_net
 
@@ -41,19 +33,9 @@ SETTINGS = {
     ),
 }
 
-BUILDERS: dict[str, Callable[[int], nn.Module]] = {
-    "plain": functools.partial(plain_net, width=PROTOCOL["width"], batch_norm=PROTOCOL["batch_norm"]),
-    "residual": functools.partial(residual_net, width=PROTOCOL["width"], batch_norm=PROTOCOL["batch_norm"]),
-}
-
-
-def settings(profile: "profiles.Profile | str | None" = None) -> dict:
-    """Notebook 01's row of :data:`SETTINGS` for ``profile`` (a Profile, a name, or None for the default)."""
-    return profiles.settings(SETTINGS, profile)
-
-
 def build_net(kind: str, depth: int) -> nn.Module:
     """A sweep net: ``plain`` or ``residual``, ``depth`` layers, width and BatchNorm from :data:`PROTOCOL`."""
-    if kind not in BUILDERS:
-        raise ConfigError(f"unknown net kind {kind!r}; valid: {', '.join(BUILDERS)}")
-    return BUILDERS[kind](depth)
+    builders = {"plain": plain_net, "residual": residual_net}
+    if kind not in builders:
+        raise ConfigError(f"unknown net kind {kind!r}; valid: {', '.join(builders)}")
+    return builders[kind](depth, PROTOCOL["width"], batch_norm=PROTOCOL["batch_norm"])

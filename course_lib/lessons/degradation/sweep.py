@@ -1,13 +1,9 @@
-"""The depth sweep: plain and residual nets of several depths, trained with the same schedule at several budgets.
-
-The course's definition of degradation (He et al. 2015): at the end of the same training schedule, the deeper
-plain network ends with the higher *training* error, so it is not overfitting. :func:`degradation_verdict`
-checks it seed by seed, and checks that the gap did not narrow between the smallest and the largest budget
-(within those budgets: that rules out a slow start only as far as the budgets reach).
-"""
+"""The depth sweep (notebook 01 and the ``degradation`` command): plain and residual nets of several depths trained
+with the same schedule, read at several budgets, and the verdict on degradation seed by seed."""
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 import tempfile
 import time
@@ -19,13 +15,14 @@ import torch
 from torch import nn
 
 from ...data import Data, load_data
+from ...devices import pick_device
 from ...errors import ConfigError
-from ...profiles import as_profile
+from ...profiles import get_profile, settings
 from ...results import make_meta
 from ...stats import ALPHA, accuracy_interval, mean_sd, welch_p_value
-from ...training import evaluate, fit, pick_device, recompute_bn_stats, seed_everything
+from ...training import Protocol, SpeedOptions, evaluate, fit, recompute_bn_stats, seed_everything
 from .gradients import gradient_norms, input_to_output_ratio
-from .protocol import BUILDERS, PROTOCOL, build_net, settings
+from .protocol import PROTOCOL, SETTINGS, build_net
 
 FINAL_LOSS_DEFINITION = ("mean training cross-entropy of the SGD mini-batches over the last {pct:.0f}% of the "
                          "steps of the budget, BatchNorm in train mode (the course's stand-in for He et al.'s "
@@ -41,45 +38,27 @@ def final_loss(curve: Sequence[float], fraction: float = PROTOCOL["final_fractio
 
 def sweep_data(profile=None) -> Data:
     """The digits the sweep trains on in ``profile``: the embedded sample (cut in ``smoke``), the same everywhere."""
-    cfg = settings(profile)["sweep"]
+    cfg = settings(SETTINGS, profile)["sweep"]
     return load_data(cfg["dataset"], train_limit=cfg["train_limit"], test_limit=cfg["test_limit"], verbose=False)
 
 
-def _test_accuracy(model: nn.Module, data: Data) -> float:
-    """Test accuracy of a copy of ``model`` after recomputing its BatchNorm statistics over the training set
-    (at a constant lr of 0.1 the running averages lag the weights). The model itself is left as it was."""
-    probe = copy.deepcopy(model)
-    dev = next(probe.parameters()).device
+def _measure(model: nn.Module, data: Data) -> tuple[float, float]:
+    """On copies of ``model``: test accuracy with BatchNorm statistics recomputed on the training set (at a constant
+    lr of 0.1 the running averages lag the weights), and the first-conv / last-conv weight-gradient norm."""
+    probe, dev = copy.deepcopy(model), next(model.parameters()).device
     recompute_bn_stats(probe, data.train_x.to(dev))
-    return evaluate(probe, data.test_x.to(dev), data.test_y.to(dev))
-
-
-def _gradient_ratio(model: nn.Module, data: Data) -> float:
-    """First-conv / last-conv weight-gradient norm of a copy of the trained ``model`` (train mode, one batch of
-    the first training digits): does the gradient vanish or explode after training? The model is left as it was."""
-    probe = copy.deepcopy(model)
-    dev = next(probe.parameters()).device
+    accuracy = evaluate(probe, data.test_x.to(dev), data.test_y.to(dev))
     x, y = data.train_x[:GRADIENT_BATCH].to(dev), data.train_y[:GRADIENT_BATCH].to(dev)
-    return input_to_output_ratio(gradient_norms(probe, x, y))
+    return accuracy, input_to_output_ratio(gradient_norms(copy.deepcopy(model), x, y))
 
 
 def train_depth_net(kind: str, depth: int, seed: int, data: Data, budgets: Sequence[int],
                     device: str | torch.device = "auto", build: Callable[[int], nn.Module] | None = None) -> list[dict]:
-    """Train one net with the sweep's protocol through every budget; one run record per budget.
-
-    ``budgets``: epochs, e.g. ``(2, 6)``. The net trains once, to the largest budget, and is measured at
-    the end of each smaller one on the way: with a constant lr, a run stopped after 2 epochs is exactly
-    the first 2 epochs of a 6-epoch run (fit resumes from its checkpoint; the tests check the equality).
-    ``build``: ``depth -> model`` (default: :func:`build_net` of ``kind``), called after ``seed_everything(seed)``.
-
-    Each record: ``{kind, depth, seed, epochs, steps, final_train_loss, test_acc, gradient_ratio, curve}``;
-    ``steps`` is the number of SGD steps of the budget, ``curve`` the loss of each of them and
-    ``gradient_ratio`` the first-conv / last-conv weight-gradient norm at the end of the budget. A diverged
-    run gets ``final_train_loss`` None from the budget where it diverged on.
-    """
+    """Train one net once, to the largest of ``budgets`` (epochs), measured at the end of each (with a constant lr a
+    shorter run is the start of a longer one); one record per budget. ``build``: ``depth -> model``."""
     seed_everything(seed)
     model = build(depth) if build else build_net(kind, depth)
-    protocol = dict(batch_size=PROTOCOL["batch_size"], lr=PROTOCOL["lr"], momentum=PROTOCOL["momentum"], seed=seed)
+    speed = SpeedOptions(device=device)
     curve: list[float] = []
     records, ok = [], True
     with tempfile.TemporaryDirectory(prefix="course_lib_sweep_") as tmp:
@@ -87,14 +66,16 @@ def train_depth_net(kind: str, depth: int, seed: int, data: Data, budgets: Seque
         budgets = sorted(budgets)
         for i, epochs in enumerate(budgets):
             if ok:
-                history = fit(model, data, epochs=epochs, device=device, progress=False, step_losses=curve,
+                protocol = Protocol(epochs=epochs, batch_size=PROTOCOL["batch_size"], lr=PROTOCOL["lr"],
+                                    momentum=PROTOCOL["momentum"], seed=seed)
+                history = fit(model, data, protocol, speed, progress=False, step_losses=curve,
                               checkpoint=checkpoint if i + 1 < len(budgets) else None,
-                              resume=checkpoint if i else None, **protocol)
+                              resume=checkpoint if i else None)
                 ok = history.status == "completed"
+            accuracy, ratio = _measure(model, data) if ok else (None, None)
             records.append(dict(kind=kind, depth=depth, seed=seed, epochs=epochs, steps=len(curve),
-                                final_train_loss=final_loss(curve) if ok else None,
-                                test_acc=_test_accuracy(model, data) if ok else None,
-                                gradient_ratio=float(f"{_gradient_ratio(model, data):.4g}") if ok else None,
+                                final_train_loss=final_loss(curve) if ok else None, test_acc=accuracy,
+                                gradient_ratio=float(f"{ratio:.4g}") if ok else None,
                                 curve=[float(f"{v:.4g}") for v in curve]))
     return records
 
@@ -102,11 +83,8 @@ def train_depth_net(kind: str, depth: int, seed: int, data: Data, budgets: Seque
 def sweep(data: Data, depths: Sequence[int], seeds: Sequence[int], budgets: Sequence[int],
           builders: dict[str, Callable[[int], nn.Module]] | None = None, device: str | torch.device = "auto",
           verbose: bool = True) -> list[dict]:
-    """Train every ``builders`` kind (default: plain and residual) at every depth and seed; all run records.
-
-    ``budgets`` in epochs. One line per trained net when ``verbose`` (no timings: they depend on the machine).
-    """
-    builders = builders or BUILDERS
+    """Train every ``builders`` kind (default: plain and residual) at every depth and seed; all run records."""
+    builders = builders or {kind: functools.partial(build_net, kind) for kind in ("plain", "residual")}
     runs = []
     for seed in seeds:
         for kind, build in builders.items():
@@ -124,14 +102,10 @@ def sweep(data: Data, depths: Sequence[int], seeds: Sequence[int], budgets: Sequ
 
 def run_sweep(profile=None, seeds: int | None = None, verbose: bool = True,
               device: str | torch.device = "auto") -> dict:
-    """The profile's depth sweep: plain and residual nets, every depth, ``seeds`` seeds (default: the profile's).
-
-    Returns a JSON-able dict: ``profile``, ``dataset``, ``source``, ``config`` (width, batch_norm, init, lr,
-    lr_schedule, momentum, batch_size, budgets: ``[{epochs, steps}]``), ``runs`` (one record per net and
-    budget, see :func:`train_depth_net`), ``final_train_loss_definition`` and ``meta`` (what it was measured on).
-    """
-    prof = as_profile(profile)
-    cfg = settings(prof)["sweep"]
+    """The profile's depth sweep with ``seeds`` seeds (default: the profile's), as a JSON-able dict: ``profile``,
+    ``dataset``, ``source``, ``config``, ``runs`` (see :func:`train_depth_net`), ``final_train_loss_definition``, ``meta``."""
+    prof = get_profile(profile)
+    cfg = settings(SETTINGS, prof)["sweep"]
     n_seeds = cfg["seeds"] if seeds is None else seeds
     if not isinstance(n_seeds, int) or n_seeds < 1:
         raise ConfigError(f"seeds must be a whole number of at least 1, got {seeds!r}. Fix: pass --seeds 1 or more.")
@@ -155,9 +129,6 @@ def run_sweep(profile=None, seeds: int | None = None, verbose: bool = True,
                 meta=meta)
 
 
-# --------------------------------------------------------------------------- reading the result
-
-
 def budget_steps(result: dict) -> list[int]:
     """The budgets of a sweep result in SGD steps, shortest first."""
     return sorted({r["steps"] for r in result["runs"]})
@@ -169,13 +140,9 @@ def final_losses(result: dict, kind: str, depth: int, steps: int) -> dict[int, f
             for r in result["runs"] if (r["kind"], r["depth"], r["steps"]) == (kind, depth, steps)}
 
 
-def _n_test(result: dict) -> int | None:
-    return result.get("meta", {}).get("n_test")
-
-
 def summarize(result: dict, steps: int | None = None) -> list[dict]:
-    """One row per (kind, depth) at budget ``steps`` (default: the largest): mean and sample sd over seeds of
-    the final training loss, and mean test accuracy with its 95% Wilson interval for the test-set size."""
+    """Per (kind, depth) at budget ``steps`` (default: the largest): final training loss mean and sd over seeds,
+    mean test accuracy and its 95% Wilson interval."""
     steps = steps or budget_steps(result)[-1]
     rows = []
     for kind in dict.fromkeys(r["kind"] for r in result["runs"]):
@@ -185,7 +152,7 @@ def summarize(result: dict, steps: int | None = None) -> list[dict]:
             accs = [r["test_acc"] for r in runs if r["test_acc"] is not None]
             loss_mean, loss_sd = mean_sd(losses) if losses else (float("nan"), float("nan"))
             acc_mean = statistics.fmean(accs) if accs else float("nan")
-            n = _n_test(result)
+            n = result.get("meta", {}).get("n_test")
             rows.append(dict(kind=kind, depth=depth, steps=steps, seeds=len(runs), diverged=len(runs) - len(losses),
                              loss_mean=loss_mean, loss_sd=loss_sd, acc_mean=acc_mean,
                              acc_interval=accuracy_interval(acc_mean, n) if n and accs else None))
@@ -193,9 +160,8 @@ def summarize(result: dict, steps: int | None = None) -> list[dict]:
 
 
 def print_summary(result: dict) -> None:
-    """Final training loss (mean +- sd over seeds) and test accuracy (mean over seeds, 95% Wilson interval for
-    the test-set size) per depth, plain vs residual, per budget."""
-    n, n_test = len({r["seed"] for r in result["runs"]}), _n_test(result)
+    """:func:`summarize` as a table per budget, plain vs residual."""
+    n, n_test = len({r["seed"] for r in result["runs"]}), result.get("meta", {}).get("n_test")
     print(f"final training loss (mean" + (f" +- sd over {n} seeds)" if n > 1 else " of 1 seed)") +
           " and test accuracy (mean over seeds" + (f", 95% Wilson interval for {n_test:,} test digits)" if n_test
                                                    else ")"))
@@ -230,21 +196,8 @@ def _reference_depth(result: dict, large: int) -> tuple[int, int]:
 
 
 def degradation_verdict(result: dict) -> dict:
-    """Check, seed by seed at the largest budget, the facts notebook 01 teaches.
-
-    1. ``deeper_plain_is_worse``: the deepest plain net ends with a higher training loss than the shallow
-       reference (the shallower plain net with the lowest mean loss), by more than the seed spread (the
-       larger of the two nets' max - min over seeds). Over all seeds, Welch's t-test on the per-seed losses
-       must also give p < 0.05 (``welch_p``; the rule's false-positive rate is 5% under roughly normal seed
-       noise; with one seed there is no test and no evidence).
-    2. ``residual_is_better``: the residual net of the deepest depth ends below the plain net of that depth.
-    3. ``gap_widened`` (with two budgets or more): the gap deepest - reference at the largest budget is at
-       least the gap at the smallest. ``gap_kept`` (at least half of it) is reported as well.
-
-    Returns ``{holds, deepest, reference_depth, budgets, spread, welch_p, seeds: [{seed, plain_deepest,
-    plain_reference, residual_deepest, gap, gap_small, deeper_plain_is_worse, residual_is_better, gap_widened,
-    gap_kept}]}``.
-    """
+    """Seed by seed at the largest budget: does the deepest plain net end above the shallow reference by more than
+    the seed spread (Welch p < 0.05), the residual net of its depth below it, with a gap that did not narrow?"""
     budgets = budget_steps(result)
     small, large = budgets[0], budgets[-1]
     deepest, reference = _reference_depth(result, large)
@@ -298,9 +251,8 @@ def print_verdict(result: dict) -> None:
 
 
 def print_catch_up(result: dict) -> None:
-    """Two readings of "slow start": the gap of every deeper plain net to the shallow reference at every budget
-    (mean over seeds), and the deepest plain net after the longer budgets against the reference after the
-    shortest one (mean +- sd over seeds, Welch p): has the deep net with k times the steps caught up?"""
+    """Is it a slow start? Every deeper plain net's gap to the reference at every budget, and the deepest plain net
+    after k times the steps against the reference after the shortest budget."""
     budgets = budget_steps(result)
     deepest, ref = _reference_depth(result, budgets[-1])
     mean = lambda kind, d, s: statistics.fmean(final_losses(result, kind, d, s).values())  # noqa: E731
@@ -320,8 +272,7 @@ def print_catch_up(result: dict) -> None:
 
 
 def print_trained_gradients(result: dict) -> None:
-    """First-conv / last-conv weight-gradient norm of the trained nets at the end of every budget (geometric
-    mean over seeds, and the smallest and largest seed): do the trained nets' gradients vanish or explode?"""
+    """First-conv / last-conv weight-gradient norm of the trained nets at every budget (geometric mean over seeds)."""
     runs = [r for r in result["runs"] if r.get("gradient_ratio")]
     if not runs:
         print("this result has no gradient ratios of the trained nets (it was saved before they were measured)")

@@ -1,14 +1,5 @@
-"""The blog's first residual block with exactly its two defects, the fixed block, and the blog's taxonomy slip
-(notebook 02).
-
-* :class:`BlogFirstBlock`: the course's own minimal block with the blog's two defects -- its layers are built into
-  ``self.main_path`` but ``forward`` calls ``self.conv1``/``self.conv2``, which were never defined; and its
-  ``stride`` argument is never used. :class:`BlogFirstBlockNamesFixed` fixes the names only.
-* :func:`try_forward` runs a block and says in one line what happened: the shape, a wrong shape, or the error.
-* :class:`FixedBlock`: both defects fixed (the stride on the first conv, a projection shortcut where the shape
-  changes) plus BatchNorm, parameter for parameter :class:`course_lib.models.BasicBlock` (:func:`as_basic_block`).
-* :func:`block_kinds`: which kind of block meets which kind of shortcut in real ResNets.
-"""
+"""The blog's first residual block with exactly its two defects, the steps that fix it, and which kind of block
+meets which kind of shortcut in real ResNets (notebook 02)."""
 from __future__ import annotations
 
 import inspect
@@ -22,13 +13,8 @@ from ...models import BasicBlock, Bottleneck, conv3x3, shortcut
 
 
 class BlogFirstBlock(nn.Module):
-    """A residual block with the blog's two defects, kept on purpose (the course's own code, not the blog's).
-
-    Defect 1: ``__init__`` builds its layers into ``self.main_path``, but ``forward`` calls ``self.conv1`` and
-    ``self.conv2``, which nothing defines: the first call raises AttributeError.
-    Defect 2: ``stride`` is accepted and never used, so asking for ``stride=2`` silently keeps the map size.
-    No BatchNorm, as in the blog: ``forward`` means ``relu(x + conv2(relu(conv1(x))))``.
-    """
+    """The course's own block with the blog's two defects, on purpose: ``forward`` calls ``self.conv1``/``conv2``,
+    which were never defined (the layers are in ``main_path``), and ``stride`` is never used. No BatchNorm."""
 
     def __init__(self, in_channels, out_channels, stride=1):
         super().__init__()
@@ -53,8 +39,7 @@ class BlogFirstBlockNamesFixed(BlogFirstBlock):
 
 
 class BlogFirstBlockStrideUsed(nn.Module):
-    """Both defects "fixed" the naive way: forward runs ``main_path``, and its first conv gets the stride; the
-    shortcut is still the bare ``x``, so ``x + out`` fails whenever the stride or the channels change the shape."""
+    """Both defects "fixed" the naive way: the stride is used, but ``x + out`` fails wherever the shape changes."""
 
     def __init__(self, in_channels, out_channels, stride=1):
         super().__init__()
@@ -76,8 +61,7 @@ def expected_shape(x: Tensor, out_channels: int, stride: int) -> tuple[int, ...]
 
 
 def try_forward(block: nn.Module, x: Tensor, expect: tuple | None = None) -> str:
-    """Run ``block(x)`` and say what happened in one line: the output shape, a shape other than ``expect``
-    (a silent bug: no error is raised), or the error's type and message."""
+    """Run ``block(x)`` and say in one line what happened: the shape, a shape other than ``expect``, or the error."""
     try:
         with torch.no_grad():
             out = block(x)
@@ -89,15 +73,8 @@ def try_forward(block: nn.Module, x: Tensor, expect: tuple | None = None) -> str
 
 
 class FixedBlock(nn.Module):
-    """The blog's block, fixed: ``relu(main_path(x) + shortcut(x))``.
-
-    ``main_path``: conv3x3(stride) - BN - ReLU - conv3x3 - BN (no conv bias: the BN
-    right after would cancel it). ``shortcut``: from :func:`course_lib.models.shortcut`,
-    None (the identity) when the shape is kept, else a 1x1 conv with the same stride + BN
-    (He et al.'s option B). Parameter for parameter the same as
-    :class:`course_lib.models.BasicBlock` with its ``downsample``.
-    ``N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride)``.
-    """
+    """The blog's block fixed: ``relu(main_path(x) + shortcut(x))`` with BatchNorm and the course's shortcut rule,
+    parameter for parameter :class:`course_lib.models.BasicBlock`. ``N x C_in x H x W -> N x C_out x H/s x W/s``."""
 
     last_bn_name = "main_path.4"  # what zero_init_last_bn zeroes
 
@@ -153,8 +130,7 @@ def source_of(obj) -> str:
 
 
 def block_kinds(models: dict[str, nn.Module]) -> str:
-    """A table: for each model, how many of its blocks are basic or bottleneck blocks with an identity or a
-    projection shortcut. Shows that the kind of block and the kind of shortcut are independent choices."""
+    """A table of each model's blocks by kind (basic, bottleneck) and shortcut (identity, projection)."""
     columns = [(kind, sc) for kind in ("basic", "bottleneck") for sc in ("identity", "projection")]
     lines = [f"{'model':<12}" + "".join(f"{k + ' + ' + s:>24}" for k, s in columns), "-" * (12 + 24 * 4)]
     for name, model in models.items():

@@ -1,6 +1,5 @@
-"""The gradient of a residual block (notebook 02): dy/dx = I + df/dx for one block and two, and the gradient norm
-that reaches the input of L blocks, measured on seeded nets and real digits; figures ``02_jacobian.png`` and
-``02_gradient_vs_depth.png``."""
+"""The gradient of a residual block (notebook 02): dy/dx = I + df/dx for one block and two, and the gradient that
+reaches the input of L blocks in seeded nets."""
 from __future__ import annotations
 
 import math
@@ -13,9 +12,6 @@ from torch import Tensor, nn
 
 from ...models import BasicBlock, plain_net, residual_net
 from ...plots import COLORS, color_for, finish_figure
-
-
-# --------------------------------------------------------------------------- the gradient of one and of two blocks
 
 
 def small_block(channels: int = 2, seed: int = 0) -> BasicBlock:
@@ -37,13 +33,8 @@ def _jacobian(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
 
 def block_jacobians(block: BasicBlock, x: Tensor) -> dict[str, Tensor]:
-    """Jacobians of one block at ``x`` (``1 x C x H x W``, float64), each ``D x D`` with D = C*H*W.
-
-    f is the block's residual branch, its ``f`` method.
-    Returns ``J_sum`` (of y = f(x) + x), ``J_f`` (of f alone), ``J_block`` (of the whole
-    block, ``relu(f(x) + x)``), ``mask`` (``D``: 1 where f(x) + x > 0) and ``I``.
-    The claims: ``J_sum == I + J_f`` and ``J_block == diag(mask) @ (I + J_f)``.
-    """
+    """Jacobians (``D x D``, D = C*H*W) at ``x`` (``1 x C x H x W``, float64) of ``f(x) + x`` (``J_sum``), of f
+    (``J_f``) and of the block (``J_block``), with ``mask`` (where f(x) + x > 0) and ``I``."""
     with torch.no_grad():
         mask = ((block.f(x) + x) > 0).to(x.dtype).flatten()
     return {
@@ -56,11 +47,8 @@ def block_jacobians(block: BasicBlock, x: Tensor) -> dict[str, Tensor]:
 
 
 def two_block_jacobians(block1: BasicBlock, block2: BasicBlock, x: Tensor) -> dict[str, Tensor]:
-    """Two identity-skip blocks ``g_l(t) = t + f_l(t)`` in a row, at ``x`` (``1 x C x H x W``, float64).
-
-    Returns ``J_chain`` (autograd, of ``g2(g1(x))``), ``J1`` = df1/dx at x, ``J2`` = df2/dt at
-    t = g1(x), and ``I``; the claim is ``J_chain == (I + J2) @ (I + J1) = I + J1 + J2 + J2 @ J1``.
-    """
+    """Jacobians of two blocks ``g(t) = t + f(t)`` in a row at ``x``: ``J_chain`` of the pair, ``J1``, ``J2`` (at
+    g1(x)) and ``I``; the claim is ``J_chain == (I + J2) @ (I + J1)``."""
     def g1(t):
         return t + block1.f(t)
 
@@ -78,10 +66,7 @@ def two_block_jacobians(block1: BasicBlock, block2: BasicBlock, x: Tensor) -> di
 
 
 def plot_jacobians(jacobians: dict[str, Tensor], name: str | None = "02_jacobian"):
-    """Heat maps of ``J_f``, ``I`` and ``J_sum = I + J_f`` from :func:`block_jacobians` (``D x D`` each).
-
-    Each panel has its own colour scale (symmetric around 0), so the small entries of df/dx stay visible.
-    """
+    """Heat maps of ``J_f``, ``I`` and ``J_sum = I + J_f``, each on its own scale so df/dx stays visible."""
     panels = (("df/dx", jacobians["J_f"]), ("I", jacobians["I"]), ("dy/dx = I + df/dx", jacobians["J_sum"]))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (title, matrix) in zip(axes, panels):
@@ -93,10 +78,8 @@ def plot_jacobians(jacobians: dict[str, Tensor], name: str | None = "02_jacobian
     return finish_figure(fig, name=name)
 
 
-# --------------------------------------------------------------------------- the gradient through L blocks
-
 # How far the depth sweep goes, per run profile (blocks = ConvPairs; the net has 2*blocks + 2 layers).
-GRADIENT_SETTINGS = {
+SETTINGS = {
     "smoke": {"blocks": (1, 2, 4, 8, 16), "batch": 32, "seeds": (0,)},
     "cpu": {"blocks": (1, 2, 4, 8, 16, 32, 64), "batch": 32, "seeds": (0, 1, 2)},
     "full": {"blocks": (1, 2, 4, 8, 16, 32, 64, 128), "batch": 128, "seeds": (0, 1, 2, 3, 4)},
@@ -107,48 +90,23 @@ GRADIENT_SETTINGS = {
 PLAIN_VS_RESIDUAL = {"plain": (plain_net, "y = relu(f(x))"), "residual": (residual_net, "y = relu(f(x) + x)")}
 
 
-PLAIN_VS_RESIDUAL_FORMULAS = {kind: formula for kind, (_, formula) in PLAIN_VS_RESIDUAL.items()}
-
-
-def _body_output_to_logits(model: nn.Module, h: Tensor) -> Tensor:
-    post = getattr(model, "post", None)  # a pre-activation net's final BN + relu, if it has one
-    h = post(h) if post is not None else h
-    return model.head(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
-
-
 def gradient_through_body(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
-    """(||d loss / d h0||, ||d loss / d hL||): the cross-entropy's gradient at the input ``h0 = model.stem(x)`` of
-    the L blocks and at their output ``hL = model.body(h0)``, both ``N x width x 7 x 7``.
-
-    ``x``: ``N x 1 x 28 x 28`` digits, ``y``: ``N`` labels. The model is put in train mode, as during training
-    (BatchNorm uses batch statistics).
-    """
+    """(||d loss / d h0||, ||d loss / d hL||) at the input ``h0 = stem(x)`` and the output of the blocks (both
+    ``N x width x 7 x 7``), in train mode; ``x``: ``N x 1 x 28 x 28``, ``y``: ``N``."""
     model.train()
     h0 = model.stem(x).detach().requires_grad_()
     h_last = model.body(h0)
     h_last.retain_grad()
-    F.cross_entropy(_body_output_to_logits(model, h_last), y).backward()
+    F.cross_entropy(model.classify(h_last), y).backward()
     return h0.grad.norm().item(), h_last.grad.norm().item()
-
-
-def input_gradient_norm(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    """||d loss / d h0||: the gradient of the cross-entropy that reaches the input ``h0`` of the body
-    (see :func:`gradient_through_body`)."""
-    return gradient_through_body(model, x, y)[0]
 
 
 def gradient_vs_depth(x: Tensor, y: Tensor, blocks: Sequence[int], seeds: Sequence[int] = (0,),
                       batch_norm: bool = True, width: int = 16, nets: dict | None = None,
                       through: bool = False) -> dict:
-    """The gradient norm at the input of L blocks, for each L in ``blocks``, in seeded nets, float64.
-
-    ``nets``: ``{kind: (builder, formula)}``, default :data:`PLAIN_VS_RESIDUAL` (the same seed gives the
-    plain net and its residual twin the same weights; only the skips differ). ``through=True`` records
-    ||gradient at the input of the blocks|| / ||gradient at their output||, how much the L blocks themselves
-    scale the gradient, instead of the input norm. float64 so that a vanishing gradient is measured rather
-    than flushed to 0. Returns ``{"blocks", "batch_norm", "through", "kinds", "formulas", kind: [[value per
-    seed] per L], ...}``.
-    """
+    """The gradient norm at the input of L blocks for each L in ``blocks``, per seed, in float64 nets of each kind
+    of ``nets`` (default :data:`PLAIN_VS_RESIDUAL`); ``through=True``: input norm / output norm instead.
+    ``{"blocks", "batch_norm", "through", "kinds", "formulas", kind: [[value per seed] per L], ...}``."""
     nets = nets or PLAIN_VS_RESIDUAL
     x = x.double()
     result = {"blocks": list(blocks), "batch_norm": batch_norm, "through": through, "kinds": list(nets),
@@ -180,33 +138,28 @@ def per_block_factor(result: dict, kind: str) -> float:
     return (last / first) ** (1 / blocks) if first > 0 and last > 0 else 0.0
 
 
-def _kinds(result: dict) -> list[str]:
-    return result.get("kinds", ["plain", "residual"])
-
-
 def format_gradient_table(results: Sequence[dict]) -> str:
     """The sweeps of :func:`gradient_vs_depth` side by side (geometric mean over seeds)."""
     def column(r, kind):
         return kind + (" in/out" if r.get("through") else (" +BN" if r["batch_norm"] else " no BN"))
 
-    header = f"{'blocks L':>9}" + "".join(f"{column(r, kind):>17}" for r in results for kind in _kinds(r))
+    header = f"{'blocks L':>9}" + "".join(f"{column(r, kind):>17}" for r in results for kind in r["kinds"])
     lines = [header, "-" * len(header)]
     for i, n_blocks in enumerate(results[0]["blocks"]):
         lines.append(f"{n_blocks:>9}" + "".join(f"{geometric_mean(r[kind][i]):>17.3g}"
-                                                for r in results for kind in _kinds(r)))
+                                                for r in results for kind in r["kinds"]))
     return "\n".join(lines)
 
 
 def plot_gradient_vs_depth(results: Sequence[dict], title: str = "", name: str | None = "02_gradient_vs_depth"):
-    """One panel per result of :func:`gradient_vs_depth`: the gradient at the input of the blocks (or, for a
-    ``through`` sweep, input over output) against the number of blocks, log-log, one colour per kind of net."""
+    """One log-log panel per :func:`gradient_vs_depth` result: the gradient against the number of blocks."""
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for ax, result in zip(axes[0], results):
-        for kind in _kinds(result):
+        for kind in result["kinds"]:
             color = color_for(kind)
             for depth, values in zip(result["blocks"], result[kind]):
                 ax.scatter([depth] * len(values), values, color=color, s=12, alpha=0.5)
-            formula = result.get("formulas", PLAIN_VS_RESIDUAL_FORMULAS).get(kind, "")
+            formula = result["formulas"][kind]
             ax.plot(result["blocks"], [geometric_mean(v) for v in result[kind]], color=color, marker="o",
                     label=f"{kind}: {formula}")
         if result.get("through"):

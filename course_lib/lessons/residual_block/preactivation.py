@@ -1,30 +1,18 @@
-"""The pre-activation residual block (He et al. 2016, "Identity Mappings in Deep Residual Networks") and a net of
-them, for notebook 02's comparison with the original block.
-
-Original block (2015):        y = relu(x + f(x)),  f(x) = bn2(conv2(relu(bn1(conv1(x)))))
-Pre-activation block (2016):  y = x + f(x),        f(x) = conv2(relu(bn2(conv1(relu(bn1(x))))))
-
-Nothing follows the sum, so the shortcuts of a stack of such blocks form one clean identity path from the last
-block to the first; the net ends with the BatchNorm and relu that the last block no longer applies.
-"""
+"""He et al. (2016)'s pre-activation residual block, y = x + f(x) with nothing after the sum, and a net of them,
+for notebook 02's comparison with the original block."""
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ...models import conv1x1, conv3x3, needs_projection
+from ...models import DepthNet, conv1x1, conv3x3, needs_projection
 from .gradients import PLAIN_VS_RESIDUAL
 
 
 class PreActBlock(nn.Module):
-    """He et al. (2016)'s pre-activation basic block, ``N x in_channels x H x W -> N x out_channels x H/s x W/s``.
-
-    ``f(x) = conv2(relu(bn2(conv1(relu(bn1(x))))))``; the output is ``f(x) + shortcut``, with no relu after the
-    sum. The shortcut is ``x`` where the shape is kept, else a 1x1 conv with the stride applied to the
-    pre-activated input ``relu(bn1(x))`` (as in the paper's code; no BatchNorm on it). ``zero_init=True`` sets
-    conv2's weights to 0: then f(x) = 0 and a shape-keeping block returns x exactly, negative entries included.
-    """
+    """``f(x) + shortcut`` with ``f(x) = conv2(relu(bn2(conv1(relu(bn1(x))))))``; the shortcut is x, or a 1x1 conv
+    of ``relu(bn1(x))`` where the shape changes. ``zero_init``: conv2 = 0, so the block starts as the identity."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, zero_init: bool = False):
         super().__init__()
@@ -49,10 +37,8 @@ class PreActBlock(nn.Module):
 
 
 class PreActNet(nn.Module):
-    """The depth family of :class:`course_lib.models.DepthNet` with pre-activation blocks: the same stem
-    (4x4 stride-4 conv, BN, relu: ``N x 1 x 28 x 28 -> N x width x 7 x 7``), ``(depth - 2) / 2`` PreActBlocks
-    of ``width`` channels, then ``post`` (the final BN and relu of a pre-activation net), global average pooling
-    and a linear layer to 10 classes."""
+    """:class:`course_lib.models.DepthNet` with ``(depth - 2) / 2`` PreActBlocks, and ``post`` (the final BN and
+    relu of a pre-activation net) before the head. ``N x 1 x 28 x 28 -> N x 10``."""
 
     def __init__(self, depth: int, width: int = 16):
         super().__init__()
@@ -65,9 +51,12 @@ class PreActNet(nn.Module):
         self.post = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU())
         self.head = nn.Linear(width, 10)
 
+    def classify(self, h: Tensor) -> Tensor:
+        """The final BN and relu, then :class:`DepthNet`'s head: ``N x width x H x W -> N x 10`` logits."""
+        return self.head(DepthNet.pool(self.post(h)))
+
     def forward(self, x: Tensor) -> Tensor:
-        h = self.post(self.body(self.stem(x)))
-        return self.head(F.adaptive_avg_pool2d(h, 1).flatten(1))
+        return self.classify(self.body(self.stem(x)))
 
 
 def preact_net(depth: int, width: int = 16, batch_norm: bool = True) -> PreActNet:

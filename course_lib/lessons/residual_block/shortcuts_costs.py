@@ -11,15 +11,8 @@ from ...errors import ConfigError
 from ...models import BasicBlock, Bottleneck, count_params, needs_projection, shortcut
 
 
-# --------------------------------------------------------------------------- shortcuts when the shape changes
-
-
 class ZeroPadShortcut(nn.Module):
-    """He et al.'s option A: subsample by ``stride``, then pad the new channels with zeros. No parameters.
-
-    ``N x in_channels x H x W -> N x out_channels x ceil(H/stride) x ceil(W/stride)``;
-    output channels ``in_channels..out_channels-1`` are all zero.
-    """
+    """He et al.'s option A, without parameters: subsample by ``stride`` and pad the new channels with zeros."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2):
         super().__init__()
@@ -34,11 +27,7 @@ class ZeroPadShortcut(nn.Module):
 
 
 def shortcut_macs(shortcut: nn.Module, input_size: tuple) -> int:
-    """MACs per image of a shortcut for one ``C x H x W`` input; 0 for one without parameters (no conv in it).
-
-    (:func:`course_lib.counting.count_macs` looks up the device from the first parameter,
-    so it cannot run on a parameter-free module such as :class:`ZeroPadShortcut`.)
-    """
+    """MACs per image of a shortcut for one ``C x H x W`` input; 0 for one without parameters."""
     if next(shortcut.parameters(), None) is None:
         return 0
     return count_macs(shortcut, input_size)
@@ -51,14 +40,8 @@ def projection_params(model: nn.Module) -> tuple[int, int]:
     return len(projections), sum(count_params(p) for p in projections)
 
 
-# --------------------------------------------------------------------------- costs by formula
-
-
 def conv_cost(c_in: int, c_out: int, k: int, h_out: int, w_out: int, bias: bool = False) -> tuple[int, int]:
-    """(params, MACs per image) of a ``k x k`` conv ``c_in -> c_out`` producing ``h_out x w_out``.
-
-    params = c_out * c_in * k^2 (+ c_out bias); MACs = params without bias * h_out * w_out.
-    """
+    """(params, MACs per image) of a ``k x k`` conv ``c_in -> c_out`` producing ``h_out x w_out``."""
     weights = c_out * c_in * k * k
     return weights + (c_out if bias else 0), weights * h_out * w_out
 
@@ -68,11 +51,7 @@ def _out_size(size: int, stride: int) -> int:
 
 
 def basic_block_cost(c_in: int, c_out: int, h: int, w: int, stride: int = 1) -> tuple[int, int]:
-    """(params, MACs per image) of a :class:`BasicBlock` by formula, projection included when the shape changes.
-
-    Two 3x3 convs (9*c_in*c_out + 9*c_out^2 weights), two BNs (2*c_out each); the
-    projection adds a 1x1 conv (c_in*c_out) and a BN. BN, relu and the addition count 0 MACs.
-    """
+    """(params, MACs per image) of a :class:`BasicBlock` by formula, with its projection where the shape changes."""
     ho, wo = _out_size(h, stride), _out_size(w, stride)
     parts = [conv_cost(c_in, c_out, 3, ho, wo), conv_cost(c_out, c_out, 3, ho, wo), (4 * c_out, 0)]
     if needs_projection(c_in, c_out, stride):
@@ -81,11 +60,7 @@ def basic_block_cost(c_in: int, c_out: int, h: int, w: int, stride: int = 1) -> 
 
 
 def bottleneck_cost(c_in: int, planes: int, h: int, w: int, stride: int = 1) -> tuple[int, int]:
-    """(params, MACs per image) of a :class:`Bottleneck` (output ``4 * planes``) by formula.
-
-    1x1 reduce (c_in*planes), 3x3 with the stride (9*planes^2), 1x1 expand (planes*4planes),
-    BNs (2*(planes + planes + 4planes)); the projection (c_in*4planes + BN) when the shape changes.
-    """
+    """(params, MACs per image) of a :class:`Bottleneck` (output ``4 * planes``) by formula, with its projection."""
     c_out, ho, wo = 4 * planes, _out_size(h, stride), _out_size(w, stride)
     parts = [conv_cost(c_in, planes, 1, h, w), conv_cost(planes, planes, 3, ho, wo),
              conv_cost(planes, c_out, 1, ho, wo), (2 * (planes + planes + c_out), 0)]
@@ -101,11 +76,7 @@ def build_block(kind: str, c_in: int, c_out: int, stride: int = 1) -> nn.Module:
 
 
 def block_cost_table(configs: Sequence[tuple[str, int, int, int]], size: int = 56) -> list[dict]:
-    """Formula vs count for each ``(kind, c_in, c_out, stride)`` on a ``c_in x size x size`` input.
-
-    Each row: ``block`` (a label), ``params_formula``, ``params_counted`` (:func:`count_params`),
-    ``macs_formula``, ``macs_counted`` (:func:`course_lib.counting.count_macs`, hooks on a real forward).
-    """
+    """Params and MACs by formula and counted, for each ``(kind, c_in, c_out, stride)`` on ``c_in x size x size``."""
     rows = []
     for kind, c_in, c_out, stride in configs:
         if kind == "basic":

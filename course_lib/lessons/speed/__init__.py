@@ -1,4 +1,2 @@
-"""Notebook 06, training fast: why the blog's pipeline is slow (``data_work``), the side-by-side benchmark
-(``bench``), the live measurements and their settings (``pipelines``), threads on a busy machine (``busy``), whether
-bf16 costs accuracy (``bf16_study``), the figures (``figures``) and the blog's full protocol timed on a GPU
-(``gpu_protocol``)."""
+"""Notebook 06, training fast: where the blog's training time goes, what the course's fast path gains on this
+machine and on a GPU, what threads do on a busy machine, and whether bf16 costs accuracy."""

@@ -1,48 +1,42 @@
-"""The speed benchmark: the blog's data pipeline against the course's, and the model's own ceiling.
-
-``python -m course_lib bench --model blog-resnet --steps 150`` calls :func:`run_bench`. On one model, one
-device and the same number of training steps, it times side by side, in interleaved rounds (blog, course,
-each model-only variant, then again, each round starting one contender later), so that every contender runs
-under the same background load:
-
-* **blog pipeline**: per image uint8 -> PIL -> ``ToTensor``, collated by a ``DataLoader`` (batch 64),
-  copied to the device, plain fp32 model: what the blog does;
-* **course pipeline**: batches sliced from one tensor on the device, with the course's fast settings
-  (:func:`course_lib.training.fast_speed_options`: channels_last, bf16 where the device has it natively,
-  ``torch.compile`` with CUDA graphs on a GPU);
-* **model-only variants**: the same training step on one batch already on the device (no data work at
-  all) under each setting: fp32 NCHW, channels_last, channels_last + bf16 autocast (where native),
-  ``torch.compile`` (by default on CUDA only). The fastest is the *ceiling*: no data pipeline can beat it.
-
-Every contender is timed by the course's one timing loop (:class:`course_lib.timing.StepTimer`), whose
-step is ``fit``'s own ``train_step``.
-"""
+"""How much faster the course's data pipeline trains than the blog's, and how close both come to the model's own
+ceiling (one batch already on the device): ``python -m course_lib bench`` and notebook 06."""
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from ...data import load_data
+from ...devices import cpu_features, describe_machine, native_bf16, pick_device
 from ...errors import ConfigError
+from ...locations import result_files
 from ...models import build_model
+from ...profiles import Profile, settings
 from ...setup import choose_threads
-from ...timing import StepTimer, blog_batches, memory_batches
-from ...training import cpu_features, fast_speed_options, native_bf16, pick_device, seed_everything
+from ...timing import StepTimer, blog_batches, interleaved_rounds, memory_batches
+from ...training import fast_speed_options, seed_everything
 
 PLAIN = dict(amp=False, channels_last=False, compile=False)  # the blog's model settings: fp32, NCHW, eager
 BENCH_DATASETS = ("sample", "fashion", "mnist")
 
+# Notebook 06's live sizes: bench steps and rounds, images through data_work, and bench steps on a GPU.
+SETTINGS = {
+    "smoke": dict(bench_steps=6, bench_rounds=2, data_images=256, gpu_steps=40),
+    "cpu": dict(bench_steps=80, bench_rounds=4, data_images=2048, gpu_steps=400),
+    "full": dict(bench_steps=150, bench_rounds=5, data_images=4000, gpu_steps=400),
+}
+
 
 @dataclass
 class Contender:
-    """One row of the benchmark: a name, its settings, its timer and its seconds per round."""
+    """One row of the benchmark: a name, its settings, its timer, and its seconds and images per round."""
 
     name: str
     kind: str  # "pipeline" or "model only"
@@ -56,24 +50,18 @@ class Contender:
         """The median over rounds of images/s: one round slowed by a neighbour process does not move it."""
         return statistics.median(self.round_rate(r) for r in range(len(self.seconds)))
 
-    @property
-    def total_images_per_s(self) -> float:
-        """All images over all seconds."""
-        return sum(self.images) / sum(self.seconds)
-
     def round_rate(self, r: int) -> float:
         return self.images[r] / self.seconds[r]
 
 
 def course_settings(device: torch.device) -> dict:
-    """The model settings of the course's fast path on ``device`` (from ``fast_speed_options``)."""
+    """The model settings of the course's fast path on ``device``."""
     fast = fast_speed_options(device)
     return dict(amp=fast.amp, channels_last=fast.channels_last, compile=fast.compile)
 
 
 def model_variants(device: torch.device, compile: bool) -> tuple[list[tuple[str, dict]], list[str]]:
-    """The model-only settings to time on ``device``, ``[(name, settings)]``, the blog's first, and the
-    variants left out with the reason. bf16 runs only where native; ``compile`` adds torch.compile."""
+    """The model-only ``[(name, settings)]`` to time on ``device``, the blog's first; and those left out, and why."""
     course = course_settings(device)
     out = [("fp32, NCHW (the blog's settings)", dict(PLAIN)), ("channels_last", dict(PLAIN, channels_last=True))]
     not_run = []
@@ -94,7 +82,6 @@ def model_variants(device: torch.device, compile: bool) -> tuple[list[tuple[str,
                      dict(PLAIN, channels_last=True, amp=True, compile="reduce-overhead"))]
     if not compile:
         not_run.append("torch.compile: off (pass --compile; on a 2-core CPU its warm-up alone takes minutes)")
-    if course["compile"] and not compile:
         course = dict(course, compile=False)
     if all(settings != course for _, settings in out):
         out.append(("the course's settings", course))
@@ -102,7 +89,8 @@ def model_variants(device: torch.device, compile: bool) -> tuple[list[tuple[str,
 
 
 @contextlib.contextmanager
-def _threads(n: int):
+def torch_threads(n: int):
+    """PyTorch at ``n`` threads inside the block; the count before is restored after."""
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -111,18 +99,8 @@ def _threads(n: int):
         torch.set_num_threads(old)
 
 
-def _machine(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    info = dict(cpu=cpu, cpu_cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
-                platform=platform.platform(terse=True))
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def _load() -> list[float] | None:
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (None where the system does not say): other programs' use of the CPU."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except (OSError, AttributeError):
@@ -164,46 +142,30 @@ def _contenders(model: str, data, dev: torch.device, batch_size: int, seed: int,
 def run_bench(model: str = "blog-resnet", steps: int = 150, device: str = "auto", batch_size: int = 64,
               verbose: bool = True, *, rounds: int = 5, dataset: str = "sample", threads: int | None = None,
               compile: bool | None = None, seed: int = 0) -> dict:
-    """Time the blog's pipeline, the course's and each model-only variant, side by side in interleaved rounds.
-
-    ``model``: a :func:`course_lib.models.build_model` name. ``steps``: training steps per contender,
-    split over ``rounds``. ``dataset``: ``sample`` (offline, always available), ``fashion`` or ``mnist``;
-    timing does not depend on which images they are. ``threads``: PyTorch threads (default
-    :func:`course_lib.setup.choose_threads`: ``$COURSE_THREADS``, else the free cores). ``compile``: add
-    ``torch.compile`` variants (default: on CUDA only).
-
-    Every rate is the median over rounds (a round slowed by another process does not move it; each row
-    also holds its ``total_images_per_s``). Returns a JSON-able dict: ``blog_images_per_s``,
-    ``course_images_per_s``, ``ceiling_images_per_s`` (the best model-only variant, named in ``ceiling``), ``ratio`` (course / blog), ``course_vs_ceiling``,
-    ``ratio_bound`` (ceiling / blog), ``ratio_per_round``, ``native_bf16``, ``variants`` (one row each),
-    ``variants_not_run``, ``settings``, ``machine``, ``load_before``/``load_after`` and ``seconds_total``.
-    """
+    """Time every contender ``steps`` steps in interleaved rounds (rates: medians over rounds); the CLI's JSON.
+    ``threads``: default :func:`course_lib.setup.choose_threads`; ``compile``: default on CUDA only."""
     _check(steps, batch_size, rounds, dataset)
     say = print if verbose else (lambda *a, **k: None)
-    t_start, load_before = time.perf_counter(), _load()
+    t_start, load_before = time.perf_counter(), load_average()
     dev = pick_device(device, verbose=verbose)
     choice = choose_threads(threads)
     rounds = min(rounds, steps)
-    round_steps = [steps // rounds + (i < steps % rounds) for i in range(rounds)]
-    with _threads(choice.threads):
+    with torch_threads(choice.threads):
         say(f"[bench] {choice.line}")
         data = load_data(dataset, verbose=verbose)
         with_compile = dev.type == "cuda" if compile is None else compile
         rows, not_run = _contenders(model, data, dev, batch_size, seed, with_compile)
         say(f"[bench] {model} on {dev}, batch {batch_size}, {steps} steps each in {rounds} interleaved rounds; "
             f"data: {data.info}")
-        for row in rows:  # untimed: allocator, kernel choice, compilation
-            row.timer.warm_up(3)
-        for r, n in enumerate(round_steps):
-            for row in rows[r % len(rows):] + rows[:r % len(rows)]:  # each round starts with the next contender
-                timed = row.timer.run(n)
-                row.seconds.append(timed.seconds)
-                row.images.append(timed.images)
+        for r, timed in enumerate(interleaved_rounds([row.timer for row in rows], steps, rounds, warmup=3)):
+            for row, t in zip(rows, timed):
+                row.seconds.append(t.seconds)
+                row.images.append(t.images)
             say(f"[bench] round {r + 1}/{rounds}: " + "  ".join(f"{row.round_rate(r):,.0f}" for row in rows) + " img/s")
-        machine = _machine(dev)
+        machine = describe_machine(dev)
     result = _summary(rows, not_run, dev, dict(model=model, steps=steps, batch_size=batch_size, rounds=rounds,
                                                seed=seed, threads=choice.threads, dataset=data.info.as_dict()))
-    result.update(machine=machine, load_before=load_before, load_after=_load(),
+    result.update(machine=machine, load_before=load_before, load_after=load_average(),
                   date=_dt.datetime.now().isoformat(timespec="seconds"),
                   seconds_total=round(time.perf_counter() - t_start, 1))
     say(format_bench(result))
@@ -214,6 +176,7 @@ def _summary(rows: list[Contender], not_run: list[str], dev: torch.device, setti
     blog, course, variants = rows[0], rows[1], rows[2:]
     best = max(variants, key=lambda row: row.images_per_s)
     base = variants[0].images_per_s
+    per_round = [course.round_rate(r) / blog.round_rate(r) for r in range(len(blog.seconds))]
     features = cpu_features() if dev.type == "cpu" else {}
     return dict(
         device=str(dev), torch=torch.__version__,
@@ -225,9 +188,7 @@ def _summary(rows: list[Contender], not_run: list[str], dev: torch.device, setti
         ratio=round(course.images_per_s / blog.images_per_s, 3),
         course_vs_ceiling=round(course.images_per_s / best.images_per_s, 3),
         ratio_bound=round(best.images_per_s / blog.images_per_s, 3),
-        ratio_per_round=[round(course.round_rate(r) / blog.round_rate(r), 3) for r in range(len(blog.seconds))],
-        ratio_median=round(statistics.median(course.round_rate(r) / blog.round_rate(r)
-                                             for r in range(len(blog.seconds))), 3),
+        ratio_per_round=[round(x, 3) for x in per_round], ratio_median=round(statistics.median(per_round), 3),
         course_vs_ceiling_median=round(statistics.median(course.round_rate(r) / best.round_rate(r)
                                                          for r in range(len(blog.seconds))), 3),
         pipelines=[_row(row) for row in (blog, course)],
@@ -240,15 +201,14 @@ def _summary(rows: list[Contender], not_run: list[str], dev: torch.device, setti
 
 def _row(row: Contender) -> dict:
     settings = {k: str(v) if k == "amp" else v for k, v in row.settings.items()}  # amp: False, True or a name
-    return dict(name=row.name, kind=row.kind, settings=settings,
-                images_per_s=round(row.images_per_s, 1), total_images_per_s=round(row.total_images_per_s, 1),
+    return dict(name=row.name, kind=row.kind, settings=settings, images_per_s=round(row.images_per_s, 1),
+                total_images_per_s=round(sum(row.images) / sum(row.seconds), 1),
                 seconds=[round(s, 6) for s in row.seconds],
                 images=sum(row.images), warmup_s=round(row.timer.warmup_seconds, 2))
 
 
 def format_bench(result: dict, show_load: bool = True) -> str:
-    """The benchmark as a table: each contender's images/s and its ratio to the blog's pipeline.
-    ``show_load``: end with the load average before and after (other programs' use of the CPU) and the time taken."""
+    """The benchmark as a table of images/s and ratios to the blog's; ``show_load`` adds the load and time taken."""
     s = result["settings"]
     blog = result["blog_images_per_s"]
     lines = [f"[bench] {s['model']}, batch {s['batch_size']}, {s['steps']} steps each, {result['device']}, "
@@ -266,3 +226,72 @@ def format_bench(result: dict, show_load: bool = True) -> str:
         lines.append(f"  load average before/after: {result['load_before']} / {result['load_after']}; "
                      f"took {result['seconds_total']:.0f} s")
     return "\n".join(lines)
+
+
+EPOCH_SIZES = {"60,000 images (MNIST or Fashion-MNIST)": 60_000, "4,000 images (the sample)": 4_000}
+
+
+def epoch_times(bench_result: dict, sizes: dict[str, int] | None = None) -> list[dict]:
+    """Each contender's seconds of training per epoch of each size: ``[{name, kind, images_per_s, label: s, ...}]``."""
+    sizes = EPOCH_SIZES if sizes is None else sizes
+    return [dict(name=row["name"], kind=row["kind"], images_per_s=row["images_per_s"],
+                 **{label: n / row["images_per_s"] for label, n in sizes.items()})
+            for row in bench_result["pipelines"] + bench_result["variants"]]
+
+
+def format_epoch_times(rows: list[dict]) -> str:
+    """:func:`epoch_times` as a text table: one contender a line, one column per epoch size."""
+    labels = [k for k in rows[0] if k not in ("name", "kind", "images_per_s")]
+    lines = [f"{'':<62}{'img/s':>8}" + "".join(f"{label.split(' (')[0]:>16}" for label in labels)]
+    for r in rows:
+        name = ("model only: " if r["kind"] == "model only" else "") + r["name"]
+        lines.append(f"{name[:61]:<62}{r['images_per_s']:>8,.0f}" + "".join(f"{r[k]:>15.1f}s" for k in labels))
+    return "\n".join(lines)
+
+
+def gpu_result(folder=None) -> dict | None:
+    """The newest saved ``results/*gpu*.json`` as ``{file, device_name, date, result}``; None when there is none."""
+    found = []
+    for path in sorted(Path(folder).glob("*gpu*.json")) if folder else result_files("*gpu*.json"):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        env = result.get("environment") or result.get("machine") or {}
+        meta = result.get("meta") or {}
+        device_name = env.get("device_name") or env.get("gpu") or meta.get("device_name")  # "gpu": older bench
+        if device_name:
+            found.append(dict(file=path.name, device_name=device_name,
+                              date=meta.get("date") or result.get("date"), result=result))
+    return max(found, key=lambda f: str(f["date"])) if found else None
+
+
+def format_gpu_result(saved: dict) -> str:
+    """A saved GPU result with its device and date: a ``bench`` table, or ``gpu-protocol``'s seconds and accuracies."""
+    result = saved["result"]
+    head = f"saved result {saved['file']}, measured on {saved['device_name']}, {saved['date']}:"
+    if "pipelines" in result:
+        return f"{head}\n{format_bench(result, show_load=False)}"
+    lines = [head]
+    for path, block in result.get("paths", {}).items():
+        accs = "; ".join(f"{model} {100 * a['mean']:.2f}% (mean of {len(a['per_seed'])} seed(s))"
+                         for model, a in block.get("accuracy", {}).items())
+        lines.append(f"  {path:5s} path: {block.get('seconds')} s for the whole protocol (first seed); {accs}")
+    return "\n".join(lines)
+
+
+def gpu_measurement(profile: Profile | str | None = None, verbose: bool = True) -> dict | None:
+    """Notebook 06's GPU cell: the benchmark on a CUDA GPU, else the saved GPU result, else what it would measure."""
+    say = print if verbose else (lambda *a, **k: None)
+    if torch.cuda.is_available():
+        result = run_bench("blog-resnet", steps=settings(SETTINGS, profile)["gpu_steps"], device="cuda",
+                           dataset="sample", verbose=False)
+        say(format_bench(result, show_load=False))
+        return result
+    saved = gpu_result()
+    if saved:
+        say(format_gpu_result(saved))
+        return saved
+    say("No CUDA GPU here and no saved GPU result: on a GPU this cell times the blog's pipeline, the course's "
+        "(data on the device, AMP, channels_last, CUDA graphs) and the model alone.")
+    return None

@@ -1,12 +1,5 @@
-"""Does bf16 cost accuracy? BlogResNet trained with bf16 autocast against fp32, same seeds, the blog's protocol.
-
-:func:`bf16_accuracy_study` trains both precisions for each seed under the blog's protocol (batch 64, SGD lr 0.1,
-no momentum) on the profile's data, both in ``channels_last`` so that precision is the only difference (the
-layout does not change the maths; see ``tests/test_bench.py``). :func:`judge_bf16` applies the course's rule
-(:func:`course_lib.stats.compare_accuracies`) to the final test accuracies and adds each one's 95% Wilson
-interval. The decision it informs is :func:`course_lib.training.fast_speed_options`: bf16 is in the fast
-settings only where the CPU has it natively *and* this study finds no real difference.
-"""
+"""Does bf16 cost accuracy? The study behind :func:`course_lib.training.fast_speed_options` using bf16 where the
+CPU has it natively (a test checks that the saved verdict finds no real difference)."""
 from __future__ import annotations
 
 import time
@@ -15,23 +8,23 @@ import torch
 
 from ...data import load_data
 from ...models import build_model
-from ...profiles import Profile, as_profile, settings
+from ...profiles import Profile, get_profile, settings
 from ...results import describe, load_or_train, make_meta
 from ...stats import ALPHA, accuracy_interval, compare_accuracies, mean_sd
-from ...training import Protocol, SpeedOptions, cpu_features, fit, native_bf16, seed_everything
+from ...devices import cpu_features, native_bf16
+from ...training import Protocol, SpeedOptions, fast_speed_options, fit, seed_everything
 
 MODEL = "blog-resnet"
 PRECISIONS = {"fp32": False, "bf16": "bf16"}  # name -> SpeedOptions.amp
 
-# name: the saved result; train_here: whether this profile trains it when the file is missing (the cpu profile
-# loads the committed 30-epoch study and would otherwise train it, announced); cost: what training it takes.
+# name: the saved result; cost: what training it takes when the file is missing.
+_BLOG_PROTOCOL = dict(name="06_bf16_accuracy", train_limit=None, test_limit=None, epochs=30, seeds=(0, 1, 2),
+                      cost="about 10 min on a 2-core CPU at 1 thread")
 SETTINGS = {
     "smoke": dict(name="06_bf16_accuracy_smoke", train_limit=256, test_limit=200, epochs=1, seeds=(0, 1, 2),
                   cost="about 20 s on a 2-core CPU"),
-    "cpu": dict(name="06_bf16_accuracy", train_limit=None, test_limit=None, epochs=30, seeds=(0, 1, 2),
-                cost="about 10 min on a 2-core CPU at 1 thread"),
-    "full": dict(name="06_bf16_accuracy", train_limit=None, test_limit=None, epochs=30, seeds=(0, 1, 2),
-                 cost="about 10 min on a 2-core CPU at 1 thread"),
+    "cpu": _BLOG_PROTOCOL,
+    "full": _BLOG_PROTOCOL,
 }
 
 
@@ -53,23 +46,19 @@ def _train_one(data, precision: str, seed: int, epochs: int, device: str) -> dic
 
 def run_bf16_study(data, epochs: int = 30, seeds=(0, 1, 2), device: str = "cpu", profile=None,
                    verbose: bool = True) -> dict:
-    """Train BlogResNet in fp32 and in bf16 autocast (both channels_last) for each seed, in turns.
-
-    ``data``: a :class:`course_lib.data.Data` (images N x 1 x 28 x 28). The two precisions of a seed run one
-    after the other, so a change in the machine's load hits both. Returns ``{meta, protocol, runs, verdict}``;
-    ``runs``: one record per precision and seed (see :func:`_train_one`); ``verdict``: :func:`judge_bf16`.
-    """
+    """BlogResNet in fp32 and in bf16 autocast, both channels_last so precision is the only difference, for each
+    seed. Returns ``{meta, protocol, runs, verdict}``."""
     runs = []
     for seed in seeds:
         for precision in PRECISIONS:
-            runs.append(_train_one(data, precision, seed, epochs, device))
-            r = runs[-1]
+            r = _train_one(data, precision, seed, epochs, device)
+            runs.append(r)
             if verbose:
                 acc = "-" if r["final_test_acc"] is None else f"{r['final_test_acc']:.2%}"
                 print(f"[bf16 study] seed {seed} {precision}: {r['status']}, final test acc {acc}, "
                       f"{r['seconds']:.0f} s", flush=True)
     features = cpu_features()
-    meta = make_meta(data.info, torch.device(device), as_profile(profile), experiment="bf16-accuracy",
+    meta = make_meta(data.info, torch.device(device), get_profile(profile), experiment="bf16-accuracy",
                      model=MODEL, native_bf16=native_bf16(device),
                      bf16_features={k: bool(features.get(k)) for k in ("avx512_bf16", "amx_bf16")})
     result = dict(meta=meta, protocol=dict(epochs=epochs, batch_size=64, lr=0.1, momentum=0.0,
@@ -81,11 +70,7 @@ def run_bf16_study(data, epochs: int = 30, seeds=(0, 1, 2), device: str = "cpu",
 
 
 def judge_bf16(result: dict) -> dict:
-    """The course's rule applied to a study's final test accuracies: bf16 against fp32.
-
-    Returns ``{fp32: {per_seed, mean, sd, intervals}, bf16: {...}, difference, p_value, half_width, real,
-    reason, neutral}``; ``neutral`` is True when every run completed and the rule finds no real difference.
-    """
+    """The course's rule on bf16 against fp32; ``neutral``: every run completed and no real difference was found."""
     n_test = result["meta"]["n_test"]
     out = {}
     for precision in PRECISIONS:
@@ -105,12 +90,8 @@ def judge_bf16(result: dict) -> dict:
 
 def bf16_accuracy_study(profile: Profile | str | None = None, retrain: bool = False, device: str = "cpu",
                         verbose: bool = True) -> dict:
-    """The bf16 accuracy study of ``profile`` (sizes from :data:`SETTINGS`), loaded when saved, else trained.
-
-    smoke: a tiny study (seconds). cpu: the saved 30-epoch study on the sample (trained, announced, only if the
-    file is missing). full: the same study. Returns :func:`run_bf16_study`'s dict.
-    """
-    prof = as_profile(profile)
+    """The bf16 accuracy study of ``profile`` (sizes from :data:`SETTINGS`), loaded when saved, else trained."""
+    prof = get_profile(profile)
     cfg = settings(SETTINGS, prof)
 
     def train() -> dict:
@@ -124,9 +105,8 @@ LATE_EPOCHS = 10
 
 
 def epoch_swings(result: dict) -> dict:
-    """Per precision, how much single runs move between epochs: ``largest_drop`` (the largest fall of test
-    accuracy from one epoch to the next, any run) and ``late_spread`` (the largest max - min of a run over its
-    last :data:`LATE_EPOCHS` epochs). Fractions; ``{}`` when the runs are shorter than ``LATE_EPOCHS + 1`` epochs."""
+    """Per precision, the largest fall of a run's test accuracy from one epoch to the next (``largest_drop``) and
+    the largest max - min of a run over its last :data:`LATE_EPOCHS` epochs (``late_spread``); ``{}`` if shorter."""
     out = {}
     for precision in PRECISIONS:
         curves = [r["test_acc_per_epoch"] for r in result["runs"] if r["precision"] == precision
@@ -139,12 +119,11 @@ def epoch_swings(result: dict) -> dict:
 
 
 def format_bf16(result: dict) -> str:
-    """The study as a few lines: per precision the per-seed accuracies with Wilson intervals, mean ± sd, seconds;
-    then the rule's verdict."""
+    """The study as text: per precision the accuracies with Wilson intervals, mean ± sd, seconds; the verdict."""
     v = result["verdict"]
     p = result["protocol"]
-    lines = [f"BlogResNet, {p['epochs']} epochs, batch {p['batch_size']}, SGD lr {p['lr']}, channels_last; "
-             f"{describe(result)}"]
+    lines = [f"{result['meta']['model']}, {p['epochs']} epochs, batch {p['batch_size']}, SGD lr {p['lr']}, "
+             f"channels_last; {describe(result)}"]
     for precision in PRECISIONS:
         row = v[precision]
         runs = [r for r in result["runs"] if r["precision"] == precision]
@@ -166,3 +145,13 @@ def format_bf16(result: dict) -> str:
         lines.append(f"  bf16 - fp32 = {100 * v['difference']:+.2f} points; {v['reason']} "
                      f"(the rule's false-positive rate: {ALPHA:.0%})")
     return "\n".join(lines)
+
+
+def cpu_bf16_report() -> str:
+    """Whether this CPU computes bf16 natively, the features torch reports, and what the fast settings choose."""
+    features = cpu_features()
+    shown = ", ".join(f"{k}: {'yes' if features.get(k) else 'no'}" for k in ("avx512_bf16", "amx_bf16"))
+    fast = fast_speed_options("cpu")
+    return (f"native bf16 on this CPU: {'yes' if native_bf16('cpu') else 'no'} (torch reports {shown or 'nothing'}; "
+            f"oneDNN: {'yes' if torch.backends.mkldnn.is_available() else 'no'})\n"
+            f"fast settings here: channels_last={fast.channels_last}, amp={fast.amp!r}, compile={fast.compile}")

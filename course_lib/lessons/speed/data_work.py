@@ -1,10 +1,5 @@
-"""Why the blog's pipeline is slow: its per-image work, stage by stage, next to the model's own cost.
-
-The blog's pipeline prepares every training image on its own: the uint8 digit becomes a PIL image, ``ToTensor``
-turns it into a float tensor, and the ``DataLoader`` collates 64 of them into a batch. :func:`data_work_per_image`
-times each stage on the same images, the whole ``DataLoader`` at once, the course's alternative (a batch sliced
-from one tensor already in memory) and one training step of the model, all in microseconds per image.
-"""
+"""Why the blog's pipeline is slow: its per-image work (uint8 -> PIL -> ``ToTensor`` -> collate), stage by stage,
+next to the course's batch slicing and the model's own training step, in microseconds per image."""
 from __future__ import annotations
 
 import time
@@ -28,12 +23,8 @@ def _per_image(fn: Callable[[], object], images: int) -> float:
 
 def data_work_per_image(data: Data, images: int = 2048, batch_size: int = 64, model: str = "blog-resnet",
                         steps: int = 10) -> list[dict]:
-    """Microseconds per training image of each step of the blog's pipeline, of the course's, and of the model.
-
-    ``data``: a :class:`Data` (its first ``images`` training images are used; N x 1 x 28 x 28).
-    Returns ``[{stage, pipeline, us_per_image}]``: ``pipeline`` is ``blog``, ``course`` or ``model`` (one
-    fp32 training step of ``model`` on one batch, ``steps`` steps after a warm-up step).
-    """
+    """Microseconds per training image of each stage of the blog's pipeline, of the course's, and of one fp32
+    training step of ``model``, on ``data``'s first ``images`` images. Returns ``[{stage, pipeline, us_per_image}]``."""
     from torch.utils.data import default_collate
 
     images = min(images, len(data.train_y))
@@ -59,25 +50,18 @@ def data_work_per_image(data: Data, images: int = 2048, batch_size: int = 64, mo
     seed_everything(0)
     net = build_model(model)
     step = time_training_steps(net, (x[:batch_size], y[:batch_size]), steps, warmup=1, device="cpu")
-    return [
-        dict(stage="uint8 array -> PIL image", pipeline="blog",
-             us_per_image=_per_image(lambda: [Image.fromarray(a, mode="L") for a in ds.images], images)),
-        dict(stage="PIL image -> float tensor (ToTensor)", pipeline="blog",
-             us_per_image=_per_image(lambda: [to_tensor(p) for p in pil], images)),
-        dict(stage=f"collate {batch_size} tensors into a batch", pipeline="blog",
-             us_per_image=_per_image(lambda: [default_collate(b) for b in batches], images)),
-        dict(stage="the whole DataLoader (all of the above, per image)", pipeline="blog",
-             us_per_image=_per_image(lambda: list(loader), images)),
-        dict(stage="slice a shuffled batch from one tensor in memory", pipeline="course",
-             us_per_image=_per_image(slices, images)),
-        dict(stage=f"one training step of {model} (fp32), per image", pipeline="model",
-             us_per_image=1e6 / step.images_per_s),
-    ]
+    stages = [("blog", "uint8 array -> PIL image", lambda: [Image.fromarray(a, mode="L") for a in ds.images]),
+              ("blog", "PIL image -> float tensor (ToTensor)", lambda: [to_tensor(p) for p in pil]),
+              ("blog", f"collate {batch_size} tensors into a batch", lambda: [default_collate(b) for b in batches]),
+              ("blog", "the whole DataLoader (all of the above, per image)", lambda: list(loader)),
+              ("course", "slice a shuffled batch from one tensor in memory", slices)]
+    rows = [dict(stage=stage, pipeline=pipeline, us_per_image=_per_image(fn, images)) for pipeline, stage, fn in stages]
+    return rows + [dict(stage=f"one training step of {model} (fp32), per image", pipeline="model",
+                        us_per_image=1e6 / step.images_per_s)]
 
 
 def format_data_work(rows: list[dict]) -> str:
-    """:func:`data_work_per_image` as a table, each row also as a share of the blog's whole step
-    (its DataLoader plus the model's training step)."""
+    """:func:`data_work_per_image` as a table, each row also as a share of the blog's step (DataLoader + model)."""
     loader = next(r["us_per_image"] for r in rows if r["stage"].startswith("the whole DataLoader"))
     model = next(r["us_per_image"] for r in rows if r["pipeline"] == "model")
     lines = [f"{'per training image':<58}{'µs':>8}{'share of a blog step':>22}"]

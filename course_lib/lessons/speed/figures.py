@@ -6,12 +6,7 @@ from ...results import describe
 
 
 def plot_throughput(bench_result: dict, name: str | None = "06_throughput"):
-    """Images/s of each contender of a :func:`course_lib.lessons.speed.bench.run_bench` result, one bar each.
-
-    Only what was measured gets a bar: settings this machine cannot run are listed under the axes with the
-    reason. The blog's pipeline is drawn in the blog's colour, everything else in the model's course colour
-    (model-only variants lighter: they have no data pipeline, so they are the ceiling, not a way to train).
-    """
+    """Images/s of each contender of a benchmark, one bar each; what was not run is named under the axes, and why."""
     import matplotlib.pyplot as plt
 
     rows = bench_result["pipelines"] + bench_result["variants"]
@@ -38,8 +33,7 @@ def plot_throughput(bench_result: dict, name: str | None = "06_throughput"):
 
 
 def plot_bf16(result: dict, name: str | None = "06_bf16_accuracy"):
-    """Test accuracy per epoch of every run of a bf16 study: fp32 on the left, bf16 on the right, one line
-    style per seed, on the same axes range (the model's course colour throughout)."""
+    """Test accuracy per epoch of every run of a bf16 study: fp32 left, bf16 right, one line style per seed."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
@@ -48,11 +42,11 @@ def plot_bf16(result: dict, name: str | None = "06_bf16_accuracy"):
     for ax, precision in zip(axes, ("fp32", "bf16")):
         for r in (r for r in curves if r["precision"] == precision):
             acc = [100 * a for a in r["test_acc_per_epoch"]]
-            ax.plot(range(1, len(acc) + 1), acc, color=color_for("BlogResNet"), lw=1.3,
+            ax.plot(range(1, len(acc) + 1), acc, color=color_for(result["meta"]["model"]), lw=1.3,
                     ls=styles[r["seed"] % len(styles)], label=f"seed {r['seed']}: {acc[-1]:.1f}% at the end")
         ax.set(xlabel="epoch", title=precision if precision == "fp32" else "bf16 autocast")
         ax.legend(fontsize=7, loc="lower right")
         ax.grid(alpha=0.3)
     low = min((100 * min(r["test_acc_per_epoch"]) for r in curves), default=0)
     axes[0].set(ylabel="test accuracy (%)", ylim=(max(0, min(low, 90) - 1), 100))
-    return finish_figure(fig, f"BlogResNet, both in channels_last; {describe(result)}", name=name)
+    return finish_figure(fig, f"{result['meta']['model']}, both in channels_last; {describe(result)}", name=name)

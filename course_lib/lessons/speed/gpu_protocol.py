@@ -1,23 +1,8 @@
-"""The blog's full protocol timed on one device: the course's fast path against plain fp32, several seeds.
-
-``python -m course_lib gpu-protocol --dataset fashion --device cuda --seeds 2 --out results/gpu_protocol.json``
-calls :func:`run_gpu_protocol`: BlogCNN then BlogResNet, 30 epochs each, batch 64, SGD lr 0.1, for each
-seed and each path:
-
-* **plain**: fp32, NCHW, eager, with TF32 switched off on CUDA, so it is a true fp32 baseline;
-* **fast**: the course's fast settings (:func:`course_lib.training.fast_speed_options`): on CUDA mixed
-  precision (bf16 where native), channels_last and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs).
-
-The dataset moves to the device once. Each model's wall time includes the evaluation after every epoch;
-the compile and warm-up time is shown apart (epoch 1 minus the median of the later epochs). torch's dynamo and inductor
-counters are recorded per model (recompiles, graph breaks, CUDA-graph skips), so a fast path that silently
-fell back shows up. A model that diverges is recorded and skipped. The JSON is rewritten after every model,
-so a run cut short keeps what it finished.
-"""
+"""How long the blog's whole protocol takes on the course's fast path against true fp32 (TF32 off on CUDA):
+``python -m course_lib gpu-protocol``. Compile counters per model show a fast path that silently fell back."""
 from __future__ import annotations
 
 import contextlib
-import platform
 import statistics
 import time
 import warnings
@@ -26,11 +11,12 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from ...data import load_data
+from ...devices import describe_machine, pick_device
 from ...errors import ConfigError
 from ...models import build_model
 from ...results import make_meta, write_json
 from ...stats import accuracy_interval, mean_sd
-from ...training import Protocol, SpeedOptions, fast_speed_options, fit, native_bf16, pick_device, seed_everything
+from ...training import Protocol, SpeedOptions, fast_speed_options, fit, seed_everything
 
 PATHS = ("fast", "plain")
 COMPILE_CHOICES = {"auto": None, "off": False, "on": True, "reduce-overhead": "reduce-overhead"}
@@ -38,11 +24,7 @@ COMPILE_CHOICES = {"auto": None, "off": False, "on": True, "reduce-overhead": "r
 
 @dataclass(frozen=True)
 class GpuProtocol:
-    """One run of the protocol: which data, device, epochs, seeds, paths and models.
-
-    ``compile``: None keeps the fast path's own choice; False, True or a mode name overrides it (e.g.
-    ``True`` to try inductor on a CPU). ``train_limit``/``test_limit``: seeded subsets, for a quick check.
-    """
+    """One run of the protocol. ``compile``: None keeps the fast path's choice; False, True or a mode overrides it."""
 
     dataset: str
     device: str = "cuda"
@@ -63,9 +45,6 @@ class GpuProtocol:
             raise ConfigError("the protocol needs at least one seed and one model. Fix: --seeds 2 --models blog-cnn")
 
 
-# --------------------------------------------------------------------------- what the run is measured on
-
-
 def tf32_settings() -> dict:
     """torch's TF32 switches: matmuls (cuBLAS), convolutions (cuDNN), and the float32 matmul precision."""
     with warnings.catch_warnings():
@@ -75,35 +54,22 @@ def tf32_settings() -> dict:
                     float32_matmul_precision=torch.get_float32_matmul_precision())
 
 
+def _set_tf32(matmul: bool, cudnn: bool) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # newer torch prefers its fp32_precision API; these still work
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
 @contextlib.contextmanager
 def tf32(enabled: bool | None):
     """TF32 on or off for matmuls and convolutions inside the block (None: leave torch's settings)."""
-    if enabled is None:
-        yield
-        return
     before = tf32_settings()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.backends.cuda.matmul.allow_tf32 = enabled
-        torch.backends.cudnn.allow_tf32 = enabled
+    if enabled is not None:
+        _set_tf32(enabled, enabled)
     try:
         yield
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.backends.cuda.matmul.allow_tf32 = before["matmul_allow_tf32"]
-            torch.backends.cudnn.allow_tf32 = before["cudnn_allow_tf32"]
-
-
-def environment(device: torch.device) -> dict:
-    """Versions and switches a GPU timing depends on: torch, CUDA, cuDNN, the device, bf16, TF32 defaults."""
-    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    env = dict(torch=torch.__version__, cuda=torch.version.cuda, cudnn=cudnn, python=platform.python_version(),
-               device=str(device), native_bf16=native_bf16(device), tf32_defaults=tf32_settings())
-    if device.type == "cuda":
-        env.update(device_name=torch.cuda.get_device_name(device),
-                   compute_capability=".".join(map(str, torch.cuda.get_device_capability(device))))
-    return env
+        _set_tf32(before["matmul_allow_tf32"], before["cudnn_allow_tf32"])
 
 
 def compile_counters() -> dict:
@@ -123,9 +89,6 @@ def _counter_delta(before: dict, after: dict, compiled: bool) -> dict:
     return delta
 
 
-# --------------------------------------------------------------------------- one model, one path, one seed
-
-
 def path_speed(path: str, device: torch.device, compile: bool | str | None = None) -> tuple[SpeedOptions, bool | None]:
     """The speed options of ``path`` on ``device`` and its TF32 switch (None: torch's defaults)."""
     if path == "plain":
@@ -135,9 +98,7 @@ def path_speed(path: str, device: torch.device, compile: bool | str | None = Non
 
 
 def train_one(name: str, data, protocol: Protocol, speed: SpeedOptions) -> dict:
-    """Train model ``name`` once; its wall time (evaluation included), epoch times, compile and warm-up time
-    (epoch 1 minus the median of the later epochs), final test accuracy with its 95% Wilson interval, and
-    compile counters."""
+    """Train model ``name`` once: wall and epoch times, compile+warm-up, final accuracy with its interval, counters."""
     if speed.compile:
         torch.compiler.reset()  # each compiled model starts afresh: its counters and graphs are its own
     before = compile_counters()
@@ -154,9 +115,6 @@ def train_one(name: str, data, protocol: Protocol, speed: SpeedOptions) -> dict:
                 compile_warmup_s=round(epochs[0] - statistics.median(epochs[1:]), 2) if len(epochs) > 1 else None,
                 final_test_acc=acc, test_acc_interval=accuracy_interval(acc, n_test) if acc is not None else None,
                 n_test=n_test, counters=_counter_delta(before, compile_counters(), bool(speed.compile)))
-
-
-# --------------------------------------------------------------------------- the whole protocol
 
 
 def _summarise(result: dict, config: GpuProtocol) -> None:
@@ -182,18 +140,12 @@ def _summarise(result: dict, config: GpuProtocol) -> None:
 
 
 def run_gpu_protocol(config: GpuProtocol, out: str | None = None, verbose: bool = True) -> dict:
-    """Run the protocol of ``config``; write the result to ``out`` (JSON) after every model; return it.
-
-    The result holds ``meta`` and ``environment`` (device name; torch, CUDA and cuDNN versions; TF32
-    settings), ``protocol``, per path its ``settings``, ``tf32``, ``runs`` (one record per model and seed,
-    see :func:`train_one`), ``seconds`` (the first seed's whole protocol), ``seconds_per_seed`` and
-    ``accuracy``; and the fast path's total as ``fast_seconds``. A device that is not there fails at once.
-    """
+    """Run ``config``'s protocol, rewriting ``out`` (JSON) after every model; a missing device fails at once."""
     say = print if verbose else (lambda *a, **k: None)
     dev = pick_device(config.device, verbose=False)  # cuda asked and absent: DeviceError now, not a CPU run
     data = load_data(config.dataset, train_limit=config.train_limit, test_limit=config.test_limit,
                      verbose=verbose).to(dev)  # once, not once per fit
-    env = environment(dev)
+    env = dict(describe_machine(dev), tf32_defaults=tf32_settings())
     result = dict(meta=make_meta(data.info, dev, None, experiment="gpu-protocol"), environment=env,
                   protocol=dict(asdict(Protocol(epochs=config.epochs)), models=list(config.models),
                                 seeds=list(config.seeds), dataset=data.info.as_dict()),

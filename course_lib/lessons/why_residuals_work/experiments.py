@@ -1,41 +1,30 @@
-"""Notebook 05, why residual networks work: the settings per profile and the three experiments.
-
-Data flows one way, as everywhere in the course::
-
-    profile -> SETTINGS row -> trained_pair (fit, or load the checkpoints in results/)
-            -> run_lesion_study / run_paths / run_landscape (plain dicts, saved as results/05_*.json)
-            -> the plot functions of course_lib.lessons.why_residuals_work.lesion and course_lib.lessons.why_residuals_work.landscape (figures/05_*.png)
-
-The plain net and the residual net are twins: the same depth, the same layers and
-the same initial weights (the same seed); only the identity skips differ.
-"""
+"""Notebook 05's experiments, sized by the run profile, on twins: a plain and a residual net with the same depth,
+layers and initial weights (only the skips differ). Results are plain dicts, saved as ``results/05_*.json``."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ...checkpoints import load_checkpoint, save_checkpoint
 from ...data import Data
+from ...devices import pick_device
+from ...history import History
 from .landscape import loss_surface, lowest_point, random_direction, rise_by_distance, summarise_surface
 from .lesion import (gradient_by_path_length, lesion_accuracy, mean_by_block, n_blocks, random_block_sets,
                      random_deletions, single_deletions)
 from ...models import plain_net, residual_net
-from ...locations import display_path, results_dir
-from ... import profiles
+from ...locations import display_path, result_path, results_dir
 from ...errors import ConfigError
-from ...profiles import Profile, as_profile
+from ...profiles import Profile, get_profile, settings
 from ...results import make_meta
 from ...stats import accuracy_interval
-from ...training import History, fit, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from ...training import Protocol, SpeedOptions, fit, seed_everything
 
-# Sizes per profile. depth: the lesion and landscape twins ((depth - 2) / 2 blocks);
-# paths_depth: the residual net whose 2^n paths are enumerated (small n).
-# bn_images: training images used to recompute BatchNorm statistics after a lesion.
-# direction_pairs: how many pairs of random directions the landscape is drawn along (seeds 1-2, 3-4, ...),
-# so that the reader sees how much of the picture is the draw.
+# depth: the twins; paths_depth: the residual net whose 2^n paths are enumerated; bn_images: images to recompute
+# BatchNorm statistics on after a lesion; direction_pairs: the landscape's pairs (seeds 1-2, 3-4, ...).
 SETTINGS = {
     "smoke": dict(depth=8, paths_depth=8, width=16, epochs=2, batch_size=128, lr=0.1, momentum=0.9, seed=0,
                   draws=3, bn_images=250, random_bn=True, path_images=64,
@@ -49,28 +38,15 @@ SETTINGS = {
 }
 
 
-def settings(profile: Profile | str | None = None) -> dict:
-    """The SETTINGS row for ``profile`` (a Profile, a name, or None for ``$COURSE_PROFILE``)."""
-    return profiles.settings(SETTINGS, profile)
-
-
-def checkpoint_path(kind: str, depth: int, profile: Profile | str | None = None) -> Path:
-    """``results/05_{kind}-{depth}_{profile}.pt``: where a trained twin is kept between runs."""
-    return results_dir() / f"05_{kind}-{depth}_{as_profile(profile).name}.pt"
-
-
 def trained_net(kind: str, depth: int, data: Data, profile: Profile | str | None = None, device="auto",
                 retrain: bool = False, verbose: bool = True) -> nn.Module:
-    """A ``plain`` or ``residual`` net of ``depth`` trained with the profile's settings, in eval mode.
-
-    Loads ``checkpoint_path(kind, depth, profile)`` when it exists (unless ``retrain``),
-    else seeds, builds, trains with :func:`course_lib.training.fit` (``recompute_bn=True``)
-    and saves the checkpoint. The training history is attached as ``model.history``.
-    """
+    """A ``plain`` or ``residual`` net of ``depth`` trained with the profile's settings (or loaded from its
+    checkpoint ``results/05_{kind}-{depth}_{profile}.pt`` unless ``retrain``), in eval mode, with ``.history``."""
     if kind not in ("plain", "residual"):
         raise ConfigError(f"kind must be 'plain' or 'residual', got {kind!r}")
-    prof, s = as_profile(profile), settings(profile)
-    path = checkpoint_path(kind, depth, prof)
+    prof, s = get_profile(profile), settings(SETTINGS, profile)
+    name = f"05_{kind}-{depth}_{prof.name}.pt"
+    path = result_path(name)  # read committed checkpoints in any profile; write only where this profile writes
     dev = pick_device(device, verbose=False)
     if path.is_file() and not retrain:
         model = load_checkpoint(path, dev)
@@ -82,9 +58,10 @@ def trained_net(kind: str, depth: int, data: Data, profile: Profile | str | None
     seed_everything(s["seed"])  # the same seed for both twins: the same initial weights
     build = plain_net if kind == "plain" else residual_net
     model = build(depth, width=s["width"])
-    history = fit(model, data, epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                  momentum=s["momentum"], seed=s["seed"], device=dev, recompute_bn=True, progress=verbose)
-    save_checkpoint(path, model, history)
+    protocol = Protocol(epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], momentum=s["momentum"],
+                        seed=s["seed"], recompute_bn=True)
+    history = fit(model, data, protocol, SpeedOptions(device=dev), progress=verbose)
+    save_checkpoint(results_dir() / name, model, history)
     model.history = history
     return model.eval()
 
@@ -92,16 +69,13 @@ def trained_net(kind: str, depth: int, data: Data, profile: Profile | str | None
 def trained_pair(data: Data, profile: Profile | str | None = None, device="auto", retrain: bool = False,
                  verbose: bool = True, depth: int | None = None) -> dict[str, nn.Module]:
     """``{"plain": net, "residual": net}``: the twins of the profile's ``depth``, trained or loaded."""
-    depth = depth or settings(profile)["depth"]
+    depth = depth or settings(SETTINGS, profile)["depth"]
     return {kind: trained_net(kind, depth, data, profile, device, retrain, verbose) for kind in ("plain", "residual")}
 
 
 def training_sample(data: Data, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """A seeded random sample of ``n`` training images and labels (``n x 1 x 28 x 28``, ``n``).
-
-    Never ``train_x[:n]``: a split stored sorted by class (as some datasets are) would then give
-    a few digits only.
-    """
+    """A seeded random sample of ``n`` training images and labels (``n x 1 x 28 x 28``, ``n``); not ``train_x[:n]``,
+    which gives a few digits only from a split stored sorted by class."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(data.train_y), generator=g)[:n].to(data.train_y.device)
     return data.train_x[idx], data.train_y[idx]
@@ -117,10 +91,8 @@ def _training_summary(model: nn.Module) -> dict:
 
 
 def twin_summary(models: dict[str, nn.Module], n_test: int, last_epochs: int = 3) -> str:
-    """Two lines per trained twin: epochs, final training loss, final test accuracy with its 95% Wilson
-    interval on ``n_test`` test images; then training loss and test accuracy over the ``last_epochs`` epochs
-    (still falling or rising: the net had not finished training). One seed each: a description of these
-    nets, not a comparison."""
+    """Two lines per trained twin: its final training loss and test accuracy (95% Wilson interval on ``n_test``
+    images), then both over the ``last_epochs`` epochs. One seed each: a description, not a comparison."""
     lines = []
     for kind, model in models.items():
         h = getattr(model, "history", None)
@@ -138,40 +110,25 @@ def twin_summary(models: dict[str, nn.Module], n_test: int, last_epochs: int = 3
     return "\n".join(lines)
 
 
-def data_label(source) -> str:
-    """What a result or figure was measured on, for titles: e.g. "MNIST sample, 4,000 train / 1,000 test".
-
-    ``source``: a :class:`course_lib.data.DataInfo`, or a result dict with ``meta`` (as saved by this lesson).
-    """
+def figure_title(source, profile: Profile | str | None = None, device: str | None = None) -> str:
+    """The data, device and profile of a DataInfo or a result's ``meta``, e.g. "MNIST sample, 4,000 train / 1,000
+    test; device cpu; profile cpu"; ``profile`` and ``device`` where the source does not say."""
+    meta = source.get("meta", {}) if isinstance(source, dict) else {}
     info = source.get("meta", source) if isinstance(source, dict) else source.as_dict()
     dataset, where = info.get("dataset"), str(info.get("source", ""))
     name = {"mnist": "MNIST", "fashion": "Fashion-MNIST", "sample": "MNIST"}.get(dataset, str(dataset))
     name += " sample" if "sample" in where or dataset == "sample" else f" ({where})"
-    return f"{name}, {info.get('n_train', 0):,} train / {info.get('n_test', 0):,} test"
-
-
-def figure_title(source, profile: Profile | str | None = None, device: str | None = None) -> str:
-    """A figure title: :func:`data_label`, the device and the profile (read from a result's ``meta`` when
-    ``source`` is a result dict; given as arguments for a DataInfo)."""
-    meta = source.get("meta", {}) if isinstance(source, dict) else {}
     device = device or meta.get("device_name") or meta.get("device")
-    prof = meta.get("profile") or (as_profile(profile).name if profile is not None else None)
-    parts = [data_label(source)] + ([f"device {device}"] if device else []) + ([f"profile {prof}"] if prof else [])
-    return "; ".join(parts)
+    prof = meta.get("profile") or (get_profile(profile).name if profile is not None else None)
+    parts = [f"{name}, {info.get('n_train', 0):,} train / {info.get('n_test', 0):,} test"]
+    return "; ".join(parts + ([f"device {device}"] if device else []) + ([f"profile {prof}"] if prof else []))
 
 
 def run_lesion_study(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None,
                      device="auto") -> dict:
-    """Delete one block at a time, then k random blocks (k = 1..n, ``draws`` subsets each), in both nets.
-
-    Accuracies are measured on the test images, with the stored BatchNorm statistics
-    (as Veit et al.) and, for single deletions (and random ones if ``random_bn``),
-    also with the statistics recomputed on ``bn_images`` training images (a seeded random sample).
-    Returns a JSON-able dict: ``{kind: {intact, intact_bn, single, single_bn, random, random_bn,
-    training}, block_sets, config, seconds, meta}`` (``intact_bn``: no block deleted, statistics
-    recomputed on the same images -- the baseline of the ``_bn`` numbers).
-    """
-    prof, s = as_profile(profile), settings(profile)
+    """Test accuracy of both nets with each block deleted alone, then k random blocks (``draws`` subsets per k),
+    with the stored BatchNorm statistics (as Veit et al.) and recomputed on ``bn_images`` training images."""
+    prof, s = get_profile(profile), settings(SETTINGS, profile)
     dev = pick_device(device, verbose=False)
     start = time.perf_counter()
     on_dev = data.to(dev)
@@ -197,11 +154,8 @@ def run_lesion_study(models: dict[str, nn.Module], data: Data, profile: Profile 
 
 
 def run_paths(model: nn.Module, data: Data, profile: Profile | str | None = None, device="auto") -> dict:
-    """Gradient per path length for a trained residual net, on ``path_images`` training images (seeded sample).
-
-    Returns :func:`course_lib.lessons.why_residuals_work.lesion.gradient_by_path_length`'s dict plus ``seconds`` and ``meta``.
-    """
-    prof, s = as_profile(profile), settings(profile)
+    """:func:`.lesion.gradient_by_path_length` of a trained residual net on ``path_images`` training images."""
+    prof, s = get_profile(profile), settings(SETTINGS, profile)
     dev = pick_device(device, verbose=False)
     start = time.perf_counter()
     model.to(dev)
@@ -213,26 +167,15 @@ def run_paths(model: nn.Module, data: Data, profile: Profile | str | None = None
     return result
 
 
-def direction_seeds(s: dict) -> list[list[int]]:
-    """The seeds of the landscape's direction pairs for a settings row: [[seed+1, seed+2], [seed+3, seed+4], ...]."""
-    return [[s["seed"] + 2 * i + 1, s["seed"] + 2 * i + 2] for i in range(s["direction_pairs"])]
-
-
 def run_landscape(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None,
                   device="auto", progress: bool = True) -> dict:
-    """1-D and 2-D loss slices around each trained net, along ``direction_pairs`` pairs of filter-normalised
-    random directions.
-
-    Both nets use the same seeds for their directions (their parameter shapes are equal), so pair i is the
-    same raw Gaussian draw for both. Losses are mean cross-entropy on ``landscape_images`` training images (a
-    seeded random sample). Returns ``{kind: {"pairs": [{seeds, slice, surface, summary}, ...]},
-    direction_seeds, config, seconds, meta}``; the 1-D slice runs along the pair's first direction.
-    """
-    prof, s = as_profile(profile), settings(profile)
+    """1-D and 2-D loss slices around each net along ``direction_pairs`` pairs of filter-normalised random
+    directions (seeds 1-2, 3-4, ...), the same draws for both nets, on ``landscape_images`` training images."""
+    prof, s = get_profile(profile), settings(SETTINGS, profile)
     dev = pick_device(device, verbose=False)
     start = time.perf_counter()
     x, y = (t.to(dev) for t in training_sample(data, s["landscape_images"], s["seed"]))
-    seeds = direction_seeds(s)
+    seeds = [[s["seed"] + 2 * i + 1, s["seed"] + 2 * i + 2] for i in range(s["direction_pairs"])]
     result: dict = {}
     for kind, model in models.items():
         model.to(dev).eval()
@@ -253,11 +196,8 @@ NEAR = (0.1, 0.2, 0.3)  # distances from theta (in units of the filter-normalise
 
 
 def landscape_table(result: dict, near: tuple[float, ...] = NEAR) -> str:
-    """A text table of :func:`run_landscape`'s result: one row per net and pair of directions, with the loss
-    at the trained weights, the mean rise of the loss above it at the distances ``near`` from theta (how sharp
-    the basin is close to theta, :func:`rise_by_distance`), the highest loss on the grid (at its edge: how high
-    the walls are far out), the share of the grid below ln 10, the share less than 1 nat above the centre, and
-    the strict local minima inside the grid (edge points excluded)."""
+    """:func:`run_landscape`'s result, one row per net and pair of directions: the loss at theta, its mean rise at
+    the distances ``near``, the highest loss, the shares below ln 10 and within 1 nat, the minima inside the grid."""
     first = result["plain"]["pairs"][0]["surface"]
     at = "/".join(f"{r:g}" for r in rise_by_distance(first, near))
     rise_head = f"rise at {at}"
@@ -277,8 +217,7 @@ def landscape_table(result: dict, near: tuple[float, ...] = NEAR) -> str:
 
 
 def _span(values: list, among: list | None = None) -> str:
-    """``[0.1, 0.2, 0.3]`` -> "0.1 to 0.3" when the values are consecutive in ``among`` (default: the values
-    themselves), else "0.1, 0.3"; one value -> "0.1"."""
+    """``[0.1, 0.2, 0.3]`` -> "0.1 to 0.3" when consecutive in ``among``, else "0.1, 0.3"."""
     values = sorted(values)
     among = sorted(among) if among is not None else values
     if len(values) == 1:
@@ -289,9 +228,8 @@ def _span(values: list, among: list | None = None) -> str:
 
 
 def landscape_comparison(result: dict) -> str:
-    """Per pair of directions, where the residual net's 2-D slice is flatter than the plain net's and where it
-    climbs higher (mean rise above each net's own loss at theta, by distance: :func:`rise_by_distance`), and the
-    highest loss of both 1-D slices; then, per net, how many slices have a grid point below the loss at theta."""
+    """Per pair of directions, at which distances the residual net's loss rises less than the plain net's, and
+    the 1-D slices' highest losses; then, per net, how many slices go below the loss at theta."""
     lines = []
     for plain, res in zip(result["plain"]["pairs"], result["residual"]["pairs"]):
         p_rise, r_rise = rise_by_distance(plain["surface"]), rise_by_distance(res["surface"])
@@ -316,10 +254,8 @@ def landscape_comparison(result: dict) -> str:
 
 
 def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
-    """A text table: for each k, mean test accuracy over the random draws for both nets; with
-    ``kept_block`` (0-based) also the residual net's mean over the draws that keep that block (and how many of
-    the draws do); and,
-    when measured, both nets with BatchNorm statistics recomputed."""
+    """For each k, both nets' mean test accuracy over the random draws (also with BatchNorm recomputed, when
+    measured); with ``kept_block``, the residual net's mean over the draws that keep that block."""
     rnd = {kind: {int(k): v for k, v in result[kind]["random"].items()} for kind in ("plain", "residual")}
     with_bn = all(result[kind].get("random_bn") for kind in ("plain", "residual"))
     bn = ({kind: {int(k): v for k, v in result[kind]["random_bn"].items()} for kind in ("plain", "residual")}
@@ -345,9 +281,8 @@ def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
 
 
 def lesion_summary(result: dict, close: float = 0.02) -> str:
-    """A few lines reading a lesion-study result, per net: intact accuracy; one block deleted (blocks
-    numbered from 0, as ``model.body[i]``): mean, worst (which block), best, and how many deletions stay
-    within ``close`` of intact; the same with BatchNorm statistics recomputed, when measured."""
+    """Per net: intact accuracy, and with one block deleted the mean, worst, best and how many stay within
+    ``close`` of intact; with stored and with recomputed BatchNorm statistics."""
     lines = []
     for kind in ("plain", "residual"):
         r = result[kind]
@@ -366,9 +301,8 @@ def lesion_summary(result: dict, close: float = 0.02) -> str:
 
 def paths_net(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None, device="auto",
               retrain: bool = False, verbose: bool = True) -> nn.Module:
-    """The residual net whose paths are enumerated: the lesion twin when it is small enough
-    (``paths_depth == depth``), else a residual net of ``paths_depth`` trained or loaded the same way."""
-    s = settings(profile)
+    """The residual net whose paths are enumerated: the twin when ``paths_depth == depth``, else one of ``paths_depth``."""
+    s = settings(SETTINGS, profile)
     if s["paths_depth"] == s["depth"]:
         return models["residual"]
     return trained_net("residual", s["paths_depth"], data, profile, device, retrain, verbose)

@@ -1,21 +1,6 @@
-"""Loss landscapes (Li et al. 2018, "Visualizing the Loss Landscape of Neural Nets").
-
-The method in four lines:
-
-1. Take the trained weights theta (all parameters, as a list of tensors).
-2. Draw a random Gaussian direction d with the shapes of theta.
-3. Filter-normalise it: for every filter (a conv's output channel, a linear layer's
-   output unit) rescale d's filter to the norm of theta's filter. Biases and
-   BatchNorm parameters get direction 0 (Li et al.'s "ignore biasbn").
-4. Evaluate the loss at theta + a*d1 (a 1-D slice) or theta + a*d1 + b*d2 (a 2-D
-   slice) on a grid of a, b in [-1, 1].
-
-Step 3 is what makes two nets comparable: a filter followed by BatchNorm can be
-scaled without changing the function, so an un-normalised step of size 1 would be
-huge for a small filter and tiny for a large one.
-
-Losses are evaluated in eval mode, with the BatchNorm statistics stored at theta,
-as Li et al.'s code does. Plots: :func:`plot_slices_1d`, :func:`plot_contours`.
+"""Loss landscapes (Li et al. 2018) for notebook 05: the loss at theta + a d1 (+ b d2) along random directions,
+filter-normalised (a filter followed by BatchNorm can be scaled freely: only this makes nets comparable).
+Losses are taken in eval mode with the BatchNorm statistics stored at theta.
 """
 from __future__ import annotations
 
@@ -27,19 +12,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from ...errors import ConfigError
 from ...plots import COLORS, finish_figure, save_figure
 
 
 def filter_normalize(direction: Sequence[Tensor], weights: Sequence[Tensor], eps: float = 1e-10) -> list[Tensor]:
-    """Li et al.'s filter normalisation. Both arguments: lists of tensors of matching shapes.
-
-    For a weight with 2 or more dimensions (conv ``C_out x C_in x k x k``, linear
-    ``out x in``), each slice ``d[i]`` along dim 0 is rescaled to ``||w[i]|| / ||d[i]||``
-    times itself. 1-D parameters (biases, BatchNorm weights and biases) get zeros.
-    Returns new tensors; the inputs are not changed.
-    """
+    """Li et al.'s filter normalisation of two lists of tensors of matching shapes: each ``d[i]`` along dim 0 of a
+    2-D or larger weight scaled to ``||w[i]||``; zeros for 1-D parameters. Returns new tensors."""
     if len(direction) != len(weights):
         raise ConfigError(f"direction has {len(direction)} tensors but the model has {len(weights)}")
     out = []
@@ -56,11 +37,8 @@ def filter_normalize(direction: Sequence[Tensor], weights: Sequence[Tensor], eps
 
 
 def random_direction(model: nn.Module, seed: int) -> list[Tensor]:
-    """A filter-normalised Gaussian direction for ``model``'s parameters (same order as ``model.parameters()``).
-
-    Seeded with its own generator: two nets with the same parameter shapes (a plain net
-    and its residual twin) get the same raw Gaussian draw.
-    """
+    """A filter-normalised Gaussian direction for ``model.parameters()``, from its own seeded generator, so two
+    nets with the same shapes (the twins) get the same raw draw."""
     g = torch.Generator().manual_seed(seed)
     weights = [p.detach().cpu() for p in model.parameters()]
     raw = [torch.randn(w.shape, generator=g) for w in weights]
@@ -85,15 +63,8 @@ def loss_at(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000) -> t
 @torch.no_grad()
 def loss_surface(model: nn.Module, x: Tensor, y: Tensor, directions: Sequence[Sequence[Tensor]],
                  coords: Sequence[float], progress: bool = False) -> dict:
-    """Loss and accuracy on a grid around the model's weights.
-
-    ``directions``: one direction (a 1-D slice: ``theta + a d1``) or two (a 2-D slice:
-    ``theta + a d1 + b d2``), each from :func:`random_direction`; ``coords``: the values
-    of a (and b), e.g. ``np.linspace(-1, 1, 21)``.
-    Returns ``{"coords", "loss", "acc"}`` with ``loss``/``acc`` lists of shape
-    ``len(coords)`` (1-D) or ``len(coords) x len(coords)`` indexed ``[b][a]`` (2-D).
-    The model itself is not changed (a copy is perturbed).
-    """
+    """Loss and accuracy at ``theta + a d1`` (one direction) or ``theta + a d1 + b d2`` (two) for a, b in ``coords``,
+    on a perturbed copy. ``{"coords", "loss", "acc"}``, 2-D lists indexed ``[b][a]``."""
     if len(directions) not in (1, 2):
         raise ConfigError(f"give one direction (1-D slice) or two (2-D slice), got {len(directions)}")
     probe = copy.deepcopy(model)
@@ -101,10 +72,7 @@ def loss_surface(model: nn.Module, x: Tensor, y: Tensor, directions: Sequence[Se
     theta = [p.detach().clone() for p in params]
     coords = [float(c) for c in coords]
     grid = [(a, 0.0) for a in coords] if len(directions) == 1 else [(a, b) for b in coords for a in coords]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(grid), desc=f"{len(directions)}-D slice", unit="point", leave=False)
+    bar = tqdm(total=len(grid), desc=f"{len(directions)}-D slice", unit="point", leave=False, disable=not progress)
     losses, accs = [], []
     for a, b in grid:
         for p, t, d1, d2 in zip(params, theta, directions[0], directions[-1]):
@@ -112,10 +80,8 @@ def loss_surface(model: nn.Module, x: Tensor, y: Tensor, directions: Sequence[Se
         loss, acc = loss_at(probe, x, y)
         losses.append(loss)
         accs.append(acc)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     if len(directions) == 2:
         m = len(coords)
         losses = [losses[i * m:(i + 1) * m] for i in range(m)]
@@ -124,15 +90,8 @@ def loss_surface(model: nn.Module, x: Tensor, y: Tensor, directions: Sequence[Se
 
 
 def summarise_surface(surface: dict) -> dict:
-    """Numbers that describe a 2-D slice (``surface`` from :func:`loss_surface`, loss indexed ``[b][a]``).
-
-    ``centre_loss``, ``min_loss``, ``max_loss``; ``below_chance``: the share of the grid below the
-    chance-level loss ln(10) = 2.30 (an absolute yardstick); ``within_1``: the share whose loss is less
-    than 1 nat above the centre's (a yardstick that does not depend on how low the centre sits);
-    ``interior_minima``: ``[[a, b, loss], ...]``, the grid points *inside* the grid (not on its edge) that
-    are strictly lower than all 8 neighbours -- 1 for a single clean basin. A point on the edge has
-    neighbours on one side only, so it is not counted: a loss that still falls towards the edge is not a minimum.
-    """
+    """A 2-D slice in numbers: the losses at the centre, lowest and highest, the shares of the grid below ln 10 and
+    within 1 nat of the centre, and ``interior_minima``: ``[[a, b, loss], ...]`` lower than all 8 neighbours."""
     loss = np.array(surface["loss"], dtype=float)
     m = loss.shape[0]
     centre = loss[m // 2, m // 2]
@@ -148,8 +107,7 @@ def summarise_surface(surface: dict) -> dict:
 
 
 def _distances(surface: dict) -> tuple[np.ndarray, np.ndarray, float]:
-    """(loss, distance from the centre, loss at the centre) of a 1-D or 2-D slice. The distance of a 2-D grid
-    point is max(|a|, |b|), so the points at one distance form a square ring around theta."""
+    """(loss, distance from the centre, loss at the centre) of a slice; in 2-D the distance is max(|a|, |b|)."""
     loss, coords = np.array(surface["loss"], dtype=float), np.asarray(surface["coords"], dtype=float)
     if loss.ndim == 1:
         dist = np.abs(coords)
@@ -161,14 +119,8 @@ def _distances(surface: dict) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def rise_by_distance(surface: dict, distances: Sequence[float] | None = None) -> dict[float, float]:
-    """How far the loss climbs above the loss at theta, by distance from theta.
-
-    ``surface``: a 1-D or 2-D slice from :func:`loss_surface`. For each distance r on the grid, the mean of
-    loss - loss(theta) over the points at distance r (2-D: the square ring max(|a|, |b|) = r; 1-D: a = +-r).
-    ``distances``: the r wanted (each replaced by the nearest distance on the grid; duplicates dropped);
-    default every distance on the grid. Returns ``{r: mean rise}`` in increasing r. Near theta this measures
-    how sharp the basin is; far out, how high its walls are.
-    """
+    """``{r: mean of loss - loss(theta) over the grid points at distance r}`` of a slice, for the grid distances
+    nearest to ``distances`` (default: all). Near theta: how sharp the basin is; far out: how high its walls."""
     loss, dist, centre = _distances(surface)
     on_grid = np.unique(dist[dist > 0])
     wanted = on_grid if distances is None else np.unique([on_grid[np.argmin(np.abs(on_grid - r))] for r in distances])
@@ -176,8 +128,7 @@ def rise_by_distance(surface: dict, distances: Sequence[float] | None = None) ->
 
 
 def lowest_point(surface: dict) -> dict:
-    """The lowest grid point of a 1-D or 2-D slice: ``coords`` (a,) or (a, b), ``loss``, ``drop`` (loss at
-    theta minus the lowest loss, >= 0) and ``steps`` (its distance from theta in grid steps; 0: theta itself)."""
+    """The lowest point of a slice: ``coords``, ``loss``, ``drop`` (below the loss at theta) and ``steps`` from theta."""
     loss, dist, centre = _distances(surface)
     idx = np.unravel_index(np.argmin(loss), loss.shape)
     coords = np.asarray(surface["coords"], dtype=float)
@@ -187,28 +138,13 @@ def lowest_point(surface: dict) -> dict:
                 steps=int(round(float(dist[idx]) / step)))
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _as_pairs(by_kind: dict) -> dict[str, list[dict]]:
-    """``{kind: surface}`` or ``{kind: [surface per direction pair]}`` -> the list form."""
-    return {kind: v if isinstance(v, (list, tuple)) else [v] for kind, v in by_kind.items()}
-
-
 PAIR_STYLES = ("-", "--", ":", "-.")  # one line style per direction pair; colour says which net
 
 
 def plot_slices_1d(slices: dict, name: str | None = "05_landscape_1d", title: str = "",
                    labels: Sequence[str] | None = None, near: float = 0.3):
-    """1-D slices along filter-normalised directions: colour = net, line style = direction.
-
-    Three panels: the rise of the loss above the loss at theta on a linear axis, the same within ``near`` of
-    theta, and the accuracy. The rise, not the loss itself, so that two nets whose losses at theta differ
-    tenfold are compared from their own floors; a log axis would stretch the lower net's small rises.
-    ``slices``: ``{kind: surface}`` or ``{kind: [surface, ...]}`` with 1-D surfaces from :func:`loss_surface`,
-    one per random direction; ``labels``: one name per direction (default "direction 1", ...).
-    """
-    slices = _as_pairs(slices)
+    """1-D slices ``{kind: [surface per direction]}``: the rise above the loss at theta (each net from its own
+    floor), the same within ``near`` of theta, and the accuracy; colour = net, line style = direction."""
     fig, (ax_far, ax_near, ax_acc) = plt.subplots(1, 3, figsize=(14, 3.8))
     for kind, per_pair in slices.items():
         for i, s in enumerate(per_pair):
@@ -232,15 +168,8 @@ def plot_slices_1d(slices: dict, name: str | None = "05_landscape_1d", title: st
 
 def plot_contours(surfaces: dict, name: str | None = "05_landscape_2d", title: str = "", levels: int = 20,
                   labels: Sequence[str] | None = None):
-    """Contour plots of 2-D slices: one column per net, one row per pair of directions.
-
-    The contours are of loss − loss(theta), on the same linearly spaced levels in every panel, so that each net
-    is read from its own floor (log-spaced levels of the loss itself would crowd the lower net's centre). Drawn
-    thick in the net's colour: loss = ln 10 (inside it the loss is below chance level); dashed: 1 nat above
-    the loss at theta. ``surfaces``: ``{kind: surface}`` or ``{kind: [surface per pair]}`` with 2-D surfaces
-    from :func:`loss_surface`; ``labels``: one name per pair (default "directions 1").
-    """
-    surfaces = _as_pairs(surfaces)
+    """Contours of loss − loss(theta) of 2-D slices ``{kind: [surface per direction pair]}`` on the same linear
+    levels, one column per net, one row per pair; thick: loss = ln 10 (chance level), dashed: 1 nat above."""
     kinds = list(surfaces)
     rows = max(len(v) for v in surfaces.values())
     rises: dict[str, list[tuple[np.ndarray, float]]] = {k: [] for k in kinds}  # (loss - loss(theta), loss(theta))

@@ -1,27 +1,7 @@
-"""Residual networks as ensembles of paths (Veit et al. 2016): lesions and path lengths.
+"""Residual networks as ensembles of paths (Veit et al. 2016), notebook 05: delete blocks of a trained net at test
+time, and measure the gradient along each of the 2^n paths of a small residual net.
 
-Two experiments on a trained :class:`course_lib.models.DepthNet` (``plain_net`` or
-``residual_net``), whose body is a stack of width -> width ConvPairs:
-
-* **Lesion study.** Delete blocks at test time and measure test accuracy. In the
-  residual net a block computes ``relu(f(x) + x)``; deleting f leaves ``relu(x) = x``
-  (x is already non-negative, it comes out of a relu). In the plain net a block
-  computes ``relu(f(x))``; there is no skip to keep, so the block is replaced by the
-  identity. So in both nets a deleted block becomes the identity -- the same
-  operation -- and :func:`blocks_deleted` does exactly that.
-* **Paths.** Unrolled, n residual blocks give 2^n paths from input to output, one
-  per subset of blocks whose f the signal passes through; C(n, k) of them have
-  length k. :func:`gradient_by_path_length` enumerates every path of a small net
-  and measures how much gradient flows along each (Veit et al. section 5).
-
-BatchNorm after a lesion: by default the stored running statistics are kept, as in
-the paper (nothing about the net changes except the deleted blocks). Passing
-``bn_images`` recomputes the statistics for the lesioned net on those images first
-and restores the originals afterwards -- a repair that needs no training.
-
-Plots (:func:`plot_single_deletions`, :func:`plot_random_deletions`,
-:func:`plot_path_lengths`, :func:`plot_lesion_choice`) save ``figures/05_*.png``;
-:func:`lesion_explorer` is the ipywidgets version of :func:`plot_lesion_choice`.
+A deleted block becomes the identity in both nets: without f, a residual block's ``relu(f(x) + x)`` is ``relu(x) = x``.
 """
 from __future__ import annotations
 
@@ -53,7 +33,7 @@ def _body(model: nn.Module) -> nn.Sequential:
 
 
 def n_blocks(model: nn.Module) -> int:
-    """Number of ConvPair blocks in the body of a depth-family net: (depth - 2) / 2."""
+    """Number of blocks in the body of a depth-family net: (depth - 2) / 2."""
     return len(_body(model))
 
 
@@ -68,10 +48,7 @@ def _check_blocks(model: nn.Module, blocks: Iterable[int]) -> list[int]:
 
 @contextmanager
 def blocks_deleted(model: nn.Module, blocks: Iterable[int]) -> Iterator[nn.Module]:
-    """Inside the ``with``, the body blocks listed in ``blocks`` (0-based) are the identity.
-
-    The original blocks are put back on exit, even after an error.
-    """
+    """Inside the ``with``, the body blocks listed in ``blocks`` (0-based) are the identity; put back on exit."""
     body = _body(model)
     saved = {i: body[i] for i in _check_blocks(model, blocks)}
     try:
@@ -85,11 +62,8 @@ def blocks_deleted(model: nn.Module, blocks: Iterable[int]) -> Iterator[nn.Modul
 
 def lesion_accuracy(model: nn.Module, x: Tensor, y: Tensor, blocks: Iterable[int] = (),
                     bn_images: Tensor | None = None) -> float:
-    """Test accuracy in [0, 1] with ``blocks`` deleted. ``x``: N x 1 x 28 x 28, ``y``: N.
-
-    ``bn_images`` (M x 1 x 28 x 28): if given, BatchNorm statistics are recomputed on
-    them for the lesioned net before evaluating; the original statistics are restored.
-    """
+    """Test accuracy with ``blocks`` deleted; ``x``: N x 1 x 28 x 28, ``y``: N. With ``bn_images`` (M x 1 x 28 x 28)
+    the BatchNorm statistics are recomputed on them first, and restored afterwards."""
     with blocks_deleted(model, blocks):
         if bn_images is None:
             return evaluate(model, x, y)
@@ -107,10 +81,7 @@ def single_deletions(model: nn.Module, x: Tensor, y: Tensor, bn_images: Tensor |
 
 
 def random_block_sets(n: int, draws: int, seed: int = 0) -> dict[int, list[list[int]]]:
-    """For k = 1..n, ``draws`` different random k-subsets of range(n) (all of them if fewer exist).
-
-    Seeded, so two nets with the same n are lesioned on exactly the same subsets.
-    """
+    """For k = 1..n, ``draws`` different seeded random k-subsets of range(n) (all of them if fewer exist)."""
     rng = np.random.default_rng(seed)
     sets: dict[int, list[list[int]]] = {}
     for k in range(1, n + 1):
@@ -131,11 +102,8 @@ def random_deletions(model: nn.Module, x: Tensor, y: Tensor, block_sets: dict[in
 
 
 def mean_by_block(block_sets: dict, accuracies: dict, block: int) -> dict[int, tuple[float | None, float | None]]:
-    """For each k: (mean accuracy over the subsets that delete ``block``, mean over those that keep it).
-
-    ``block_sets``/``accuracies``: k -> subsets / k -> accuracies, as in a lesion result
-    (keys may be strings after a JSON round trip). None where no subset falls in a group.
-    """
+    """For each k: (mean accuracy over the subsets that delete ``block``, over those that keep it; None if none).
+    Keys of ``block_sets``/``accuracies`` may be strings, as after JSON."""
     out = {}
     for k, sets in block_sets.items():
         accs = accuracies[k] if k in accuracies else accuracies[str(k)]
@@ -143,9 +111,6 @@ def mean_by_block(block_sets: dict, accuracies: dict, block: int) -> dict[int, t
         miss = [a for s, a in zip(sets, accs) if block not in s]
         out[int(k)] = (float(np.mean(hit)) if hit else None, float(np.mean(miss)) if miss else None)
     return out
-
-
-# --------------------------------------------------------------------------- paths
 
 
 def path_length_counts(n: int) -> list[int]:
@@ -156,24 +121,9 @@ def path_length_counts(n: int) -> list[int]:
 
 
 def gradient_by_path_length(model: nn.Module, x: Tensor, y: Tensor, max_blocks: int = 12) -> dict:
-    """Gradient that flows along each of the 2^n paths of a residual net, grouped by path length.
-
-    The loss is the summed cross-entropy over the batch ``x`` (N x 1 x 28 x 28), ``y`` (N),
-    so each image contributes its own gradient. Backward through block i is
-    ``g -> m + J_f(x_i)^T m`` with ``m = g * [f(x_i) + x_i > 0]`` (the relu after the sum):
-    one term through the skip, one through f. A path picks one term per block; its
-    length k is the number of f terms. Every path is followed to the body's input
-    (the stem's output, N x C x 7 x 7), where its gradient's norm is measured per image.
-    The 2^n path gradients add up to the true gradient there, which is checked.
-
-    Returns a dict with ``n``, ``lengths`` (0..n), ``paths`` (C(n, k)),
-    ``per_path`` (mean per-image gradient norm of one path of length k),
-    ``total`` (per_path * paths: all paths of length k together), ``share`` (total
-    normalised to sum to 1), ``path_share`` (C(n, k) / 2^n, the share of paths),
-    ``mean_length_gradient`` (sum of k * share: the typical length the gradient takes),
-    ``mean_length_paths`` (n / 2, the typical length of a path), and ``sum_check`` (relative
-    difference between the sum of all path gradients and autograd's gradient; ~1e-6).
-    """
+    """The summed cross-entropy's gradient on ``x`` (N x 1 x 28 x 28), ``y`` (N) along each of the 2^n paths of a
+    residual net, at the body's input, by path length k (how many f's it goes through). Backward through block i
+    is ``g -> m + J_f^T m`` with ``m = g * [f(x_i) + x_i > 0]``; ``sum_check`` compares the sum with autograd."""
     body = _body(model)
     n = len(body)
     if not all(getattr(b, "residual", False) for b in body):
@@ -198,14 +148,9 @@ def gradient_by_path_length(model: nn.Module, x: Tensor, y: Tensor, max_blocks: 
                 masks.append((pre > 0).to(pre.dtype))
                 h = F.relu(pre)
             h_last = h.detach().requires_grad_(True)
-            logits = model.head(torch.flatten(F.adaptive_avg_pool2d(h_last, 1), 1))
-            loss = F.cross_entropy(logits, y, reduction="sum")
-            g_top, = torch.autograd.grad(loss, h_last)
-            # the true gradient at the body's input, for the check
-            out = x0
-            for block in body:
-                out = block(out)
-            logits_full = model.head(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
+            logits = model.classify(h_last)
+            g_top, = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), h_last)
+            logits_full = model.classify(body(x0))  # for the check
             g_true, = torch.autograd.grad(F.cross_entropy(logits_full, y, reduction="sum"), x0)
 
             norm_sum = torch.zeros(n + 1, dtype=torch.float64)
@@ -236,19 +181,14 @@ def gradient_by_path_length(model: nn.Module, x: Tensor, y: Tensor, max_blocks: 
                 mean_length_paths=n / 2, sum_check=sum_check, n_images=len(y))
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _finish(fig, name: str | None):
+def _finish(fig, title: str, name: str | None):
+    if title:
+        fig.suptitle(title, fontsize=9)
     return finish_figure(fig, name=name)
 
 
 def plot_single_deletions(result: dict, name: str | None = "05_single_deletions", title: str = ""):
-    """One bar chart per net: test accuracy with each block deleted alone.
-
-    ``result``: ``{kind: {"intact": acc, "single": [acc per block], "single_bn": [...] or None}}``
-    for kind in ``plain``, ``residual`` (as returned by ``course_lib.lessons.why_residuals_work.experiments.run_lesion_study``).
-    """
+    """One bar chart per net of a lesion study's result: test accuracy with each block deleted alone."""
     kinds = [k for k in ("plain", "residual") if k in result]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3.6), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds):
@@ -264,19 +204,13 @@ def plot_single_deletions(result: dict, name: str | None = "05_single_deletions"
         ax.axhline(100 * CHANCE, color=COLORS["neutral"], lw=1, ls=":", label="chance (10%)")
         ax.set(xlabel="deleted block (model.body[i])", ylabel="test accuracy (%)", title=f"{kind} net", ylim=(0, 100), xticks=blocks)
         ax.legend(fontsize=7, loc="lower left")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return _finish(fig, name)
+    return _finish(fig, title, name)
 
 
 def plot_random_deletions(result: dict, name: str | None = "05_random_deletions", title: str = "",
                           kept_block: int | None = None):
-    """Test accuracy against the number k of randomly deleted blocks, mean and spread over draws, both nets.
-
-    Left: stored BatchNorm statistics (``result[kind]["random"]``, ``{k: [acc per draw]}``; keys may be
-    strings, as after JSON). Right, when present: statistics recomputed (``result[kind]["random_bn"]``).
-    ``kept_block`` (0-based): on the left, also the mean over the draws that keep this block (dashed).
-    """
+    """Test accuracy against the number k of randomly deleted blocks (mean and min-max over draws), both nets:
+    stored BatchNorm statistics, and recomputed ones when measured. ``kept_block``: also the draws that keep it."""
     panels = [("random", "stored BatchNorm statistics")]
     if all(result[k].get("random_bn") for k in ("plain", "residual") if k in result):
         panels.append(("random_bn", "BatchNorm statistics recomputed"))
@@ -302,18 +236,12 @@ def plot_random_deletions(result: dict, name: str | None = "05_random_deletions"
                title=f"deleting k random blocks: {label}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return _finish(fig, name)
+    return _finish(fig, title, name)
 
 
 def plot_path_lengths(paths: dict, name: str | None = "05_paths", title: str = ""):
-    """Veit et al.'s Figure 6 for our net: (a) how many paths of each length, (b) gradient per path
-    of length k (log scale), (c) the per-path gradient norms of all paths of length k added up, as a share of
-    the sum over all paths (a share of summed norms: the path gradients themselves partly cancel).
-
-    ``paths``: the dict returned by :func:`gradient_by_path_length`.
-    """
+    """Veit et al.'s Figure 6 for :func:`gradient_by_path_length`'s result: (a) paths per length, (b) gradient
+    along one path of length k, (c) the summed per-path norms of each length as a share of all."""
     k = np.array(paths["lengths"])
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6))
     a.bar(k, paths["paths"], color=COLORS["neutral"])
@@ -327,9 +255,7 @@ def plot_path_lengths(paths: dict, name: str | None = "05_paths", title: str = "
     for ax in (a, b, c):
         ax.set_xticks(k)
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return _finish(fig, name)
+    return _finish(fig, title, name)
 
 
 def lesion_table(models: dict[str, nn.Module], x: Tensor, y: Tensor, blocks: Sequence[int],
@@ -341,10 +267,7 @@ def lesion_table(models: dict[str, nn.Module], x: Tensor, y: Tensor, blocks: Seq
 
 def plot_lesion_choice(table: dict[str, dict[str, float]], blocks: Sequence[int],
                        name: str | None = "05_explorer", title: str = ""):
-    """The picture the widget shows: intact vs lesioned test accuracy for both nets.
-
-    ``table``: from :func:`lesion_table`; ``blocks``: the deleted blocks (0-based), for the title.
-    """
+    """Intact vs lesioned test accuracy of both nets (``table`` from :func:`lesion_table`), as the widget shows."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     kinds = list(table)
     pos = np.arange(len(kinds))
@@ -359,19 +282,12 @@ def plot_lesion_choice(table: dict[str, dict[str, float]], blocks: Sequence[int]
     ax.set(xticks=pos, xticklabels=[f"{k} net" for k in kinds], ylabel="test accuracy (%)", ylim=(0, 105),
            title=f"deleted blocks: {deleted}")
     ax.legend(fontsize=7, loc="upper right")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return _finish(fig, name)
+    return _finish(fig, title, name)
 
 
 def lesion_explorer(models: dict[str, nn.Module], x: Tensor, y: Tensor, bn_images: Tensor | None = None):
-    """An ipywidgets panel: toggle blocks on and off and see both nets' test accuracy change live.
-
-    ``models``: ``{"plain": net, "residual": net}`` with the same number of blocks.
-    ``x`` (N x 1 x 28 x 28), ``y`` (N): the test images. ``bn_images``: if given, a checkbox
-    offers to recompute BatchNorm statistics on them for each lesioned net.
-    Returns the panel (a ``VBox``); its ``.buttons``, ``.bars`` and ``.update()`` are exposed for tests.
-    """
+    """An ipywidgets panel: toggle blocks of both nets and see their test accuracy on ``x``, ``y`` live; with
+    ``bn_images``, a checkbox recomputes BatchNorm statistics."""
     import ipywidgets as W
 
     counts = {n_blocks(m) for m in models.values()}

@@ -1,15 +1,10 @@
-"""ipywidgets explorers, each with a static PNG twin for readers without a live kernel.
-
-:func:`explorer` shows how the signal (forward) and the gradient (backward) change
-layer by layer through a plain and a residual stack built from the *same* layers:
+"""Notebook 02's explorer: how the signal (forward) and the gradient (backward) change layer by layer through a
+plain and a residual stack of the *same* fully connected layers, live with sliders or as a static PNG.
 
     plain:    h_l = f_l(h_{l-1})
     residual: h_l = h_{l-1} + f_l(h_{l-1})      with f_l(h) = W_l relu(h)
 
-``W_l`` is ``width x width`` with entries ``N(0, (scale^2) * 2 / width)``: scale 1 is
-He initialisation. Fully connected layers keep the picture live (milliseconds per
-redraw); the conv nets of the notebook behave the same way (its gradient-vs-depth figure).
-:func:`explorer_figure` draws the same picture and saves it as ``figures/02_explorer.png``.
+``W_l`` is ``width x width`` with entries ``N(0, scale^2 * 2 / width)``: scale 1 is He initialisation.
 """
 from __future__ import annotations
 
@@ -20,8 +15,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .errors import ConfigError
-from .plots import COLORS, finish_figure
+from ...errors import ConfigError
+from ...plots import COLORS, finish_figure
 
 MAX_DEPTH = 100
 
@@ -30,11 +25,9 @@ def signal_and_gradient(depth: int, weight_scale: float, width: int = 64, batch:
                         seed: int = 0) -> dict[str, list[float]]:
     """Per-layer signal and gradient sizes through a plain and a residual stack (float64, seeded).
 
-    Input ``h_0``: ``batch x width`` standard normal. Loss: ``sum(h_depth * r)`` for a fixed
-    random ``r`` (so ``dLoss/dh_depth = r``). Returns, for ``plain`` and ``residual``,
-    ``{kind}_signal[l] = rms(h_l) / rms(h_0)`` and ``{kind}_gradient[l] = rms(dLoss/dh_l) / rms(r)``
-    for l = 0..depth, plus ``layer`` = [0..depth]. The weights depend only on the seed,
-    not on ``depth``: a deeper stack adds layers on top of the same ones.
+    ``h_0``: ``batch x width`` standard normal; loss ``sum(h_depth * r)`` for a fixed random ``r``. Returns
+    ``{kind}_signal[l] = rms(h_l) / rms(h_0)`` and ``{kind}_gradient[l] = rms(dLoss/dh_l) / rms(r)`` for
+    l = 0..depth, and ``layer``. A deeper stack adds layers on top of the same ones.
     """
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or not 1 <= depth <= MAX_DEPTH:
         raise ConfigError(f"depth must be a whole number from 1 to {MAX_DEPTH}, got {depth!r}")
@@ -83,11 +76,8 @@ def draw_explorer(depth: int, weight_scales: Sequence[float], width: int = 64):
 
 
 def explorer(depth: int = 30, weight_scale: float = 0.5):
-    """The live explorer: sliders for depth (1..100) and per-layer weight scale (0.05..2, 1 = He init).
-
-    Returns an ``ipywidgets.interactive`` (sliders + an Output holding the inline
-    matplotlib figure); display it as the last line of a cell. Redraws when a slider is released.
-    """
+    """The live explorer, an ``ipywidgets.interactive``: sliders for depth (1..100) and weight scale (0.05..2),
+    redrawn when a slider is released."""
     import ipywidgets as widgets
 
     def redraw(depth: int, weight_scale: float) -> None:

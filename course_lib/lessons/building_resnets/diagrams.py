@@ -1,10 +1,7 @@
-"""Block diagrams drawn with matplotlib: a residual block grown step by step, and the blog's ResNet.
+"""Notebook 03's block diagrams: a residual block grown step by step, and the blog's ResNet with its shapes.
 
-:func:`draw_residual_blocks` (three panels: plain block, identity skip, projection shortcut) and
-:func:`draw_blog_resnet` (:class:`course_lib.models.BlogResNet` top to bottom with its output shapes).
-The colours mean what they mean in every figure of the course (:data:`course_lib.plots.COLORS`): the
-shortcut, which makes a block residual, is drawn in the residual colour; the layers, which plain and residual
-nets share, are neutral grey (the plain colour stands for plain *nets*, and these layers sit inside residual ones). Both figures are saved through :func:`course_lib.plots.finish_figure`.
+Colours mean what they mean in every figure of the course: the shortcut, which makes a block residual, in the
+residual colour; the layers, which plain and residual nets share, in neutral grey.
 """
 from __future__ import annotations
 
@@ -12,21 +9,19 @@ import matplotlib.pyplot as plt
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.patches import Circle, FancyBboxPatch
 
-from .models import BlogResNet, count_params
-from .plots import COLORS, finish_figure
-
+from ...models import BlogResNet, count_params
+from ...plots import COLORS, finish_figure
 
 
 def _tint(color: str, amount: float) -> str:
-    """``color`` mixed with white (``amount`` 0: the colour, 1: white; below 0: darker), e.g. a light fill."""
+    """``color`` mixed with white (``amount`` 0: the colour, 1: white; below 0: darker)."""
     return to_hex([min(1.0, max(0.0, c + (1 - c) * amount if amount >= 0 else c * (1 + amount))) for c in to_rgb(color)])
 
 
 _INK = _tint(COLORS["neutral"], -0.45)  # dark grey: arrows and outlines of the main path
 
 
-# Box fills by layer kind: shades of the neutral grey for the layers (they belong to plain and residual nets
-# alike), the projection (on the shortcut) in the residual colour.
+# Box fills by layer kind: the layers in shades of grey, the projection (on the shortcut) in the residual colour.
 _FILLS = {"conv": _tint(COLORS["neutral"], 0.6), "bn": _tint(COLORS["neutral"], 0.85), "relu": "white",
           "pool": _tint(COLORS["neutral"], 0.75), "fc": _tint(COLORS["neutral"], 0.45), "io": _tint(COLORS["neutral"], 0.92),
           "proj": _tint(COLORS["residual"], 0.8)}
@@ -74,10 +69,7 @@ def _skip(ax, x: float, y_from: float, y_to: float, offset: float, label: str, b
 
 
 def draw_residual_blocks(name: str | None = "03_residual_block"):
-    """Three panels: the plain block, the same block with an identity skip, and with a projection shortcut.
-
-    Saved as ``figures/NAME.png`` when ``name`` is given; returns the figure.
-    """
+    """Three panels: the plain block, with an identity skip, and with a projection shortcut (``figures/NAME.png``)."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 6.4))
     panels = [
         ("1. plain block: relu(f(x))", "x: C x H x W", [("3x3 conv, C -> C", "conv")], None, None),
@@ -111,10 +103,7 @@ def draw_residual_blocks(name: str | None = "03_residual_block"):
 
 
 def draw_blog_resnet(name: str | None = "03_blog_resnet"):
-    """The blog's ResNet (:class:`course_lib.models.BlogResNet`) top to bottom, with each output shape and its two skips.
-
-    Saved as ``figures/NAME.png`` when ``name`` is given; returns the figure.
-    """
+    """The blog's ResNet top to bottom, with each output shape and its two skips (``figures/NAME.png``)."""
     fig, ax = plt.subplots(figsize=(7.6, 11.5))
     ax.set(xlim=(-4.4, 4.4), ylim=(-16.4, 0.8), aspect="equal")
     ax.axis("off")
