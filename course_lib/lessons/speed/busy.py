@@ -77,7 +77,7 @@ def thread_table(profile: Profile | str | None = None, seconds: float | None = N
 def format_thread_table(result: dict) -> str:
     """:func:`thread_table` as text, each thread count's speed also relative to the first row."""
     rows = result["rows"]
-    lines = [f"{MODEL + ', batch 64, this process alone':<44}{'img/s':>8}{'vs first':>10}"]
+    lines = [f"{MODEL + f', batch {BATCH}, this process alone':<44}{'img/s':>8}{'vs first':>10}"]
     for r in rows:
         lines.append(f"{r['threads']} thread{'s' * (r['threads'] > 1):<36}   {r['images_per_s']:>8,.0f}"
                      f"{r['images_per_s'] / rows[0]['images_per_s']:>9.2f}x")
@@ -136,8 +136,8 @@ def busy_machine_study(seconds: float = 20.0, name: str | None = "06_busy_machin
 def format_busy(result: dict) -> str:
     """The saved study as text: each scenario's images/s per process, and their total."""
     m = result["meta"]
-    lines = [f"measured {m['date']} on a {m['usable_cores']}-core CPU, torch {m['torch']}; {m['model']}, batch 64, "
-             f"{m['seconds_each']:.0f} s per scenario",
+    lines = [f"measured {m['date']} on a {m['usable_cores']}-core CPU, torch {m['torch']}; {m['model']}, "
+             f"batch {m.get('batch_size', BATCH)}, {m['seconds_each']:.0f} s per scenario",
              f"{'scenario':<66}{'img/s per process':>20}{'total':>8}"]
     for r in result["rows"]:
         each = " + ".join(f"{x:,.0f}" for x in r["images_per_s"])
