@@ -4,6 +4,8 @@ and the README's verdict tables."""
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -258,3 +260,42 @@ def test_readme_verdicts_are_generated_from_the_committed_results():
         "README.md's verdicts are out of date; replace the block between its verdicts-04 markers with the output of: "
         "python -c \"from course_lib.lessons.cnn_vs_resnet import claims; print(claims.readme_verdicts())\"")
     assert "/usr/share" not in block and "5%" in block
+
+
+def _verdicts_block(name: str) -> str:
+    text = (ROOT / name).read_text(encoding="utf-8")
+    return text.split("<!-- verdicts-04 -->")[1].split("<!-- /verdicts-04 -->")[0].strip()
+
+
+def test_chinese_readme_verdicts_are_generated_and_carry_the_english_numbers():
+    """README.zh-CN.md's verdicts are readme_verdicts_zh() to the letter, in Chinese, with README.md's numbers."""
+    zh = _verdicts_block("README.zh-CN.md")
+    assert zh == claims.readme_verdicts_zh(), (
+        "README.zh-CN.md's verdicts are out of date; replace the block between its verdicts-04 markers with the output "
+        "of: python -c \"from course_lib.lessons.cnn_vs_resnet import claims; print(claims.readme_verdicts_zh())\"")
+    number = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?(?:e-?\d+)?%?")
+    assert Counter(number.findall(zh)) == Counter(number.findall(_verdicts_block("README.md")))
+    english = re.findall(r"\b(?:seeds?|points?|ours|claim|verified|comparable|evidence|steps?|vs|Implied|accuracy|"
+                         r"loss)\b", zh)
+    assert english == [], f"untranslated words in readme_verdicts_zh(): {english}"
+
+
+def test_chinese_verdicts_translate_every_verdict_the_rule_can_give():
+    """Under the blog's exact protocol (reproduced, not reproduced, not judged, real, too small) nothing stays English."""
+    runs = [({"blog-cnn": [[0.2]] * 3, "blog-resnet": [[0.04]] * 3, "blog-plain": [[2.31]] * 3},
+             {"blog-cnn": [[.97], [.965], [.975]], "blog-resnet": [[.995], [.994], [.996]], "blog-plain": [[.1]] * 3}),
+            ({"blog-cnn": [[0.9]] * 3, "blog-resnet": [[0.001]] * 3, "blog-plain": [[0.001]] * 3},
+             {"blog-cnn": [[.9], [.91], [.905]], "blog-resnet": [[.906], [.907], [.908]],
+              "blog-plain": [[.902], [.903], [.904]]}),
+            ({"blog-cnn": [[0.9]] * 2, "blog-resnet": [[0.9]] * 2},
+             {"blog-cnn": [[.9]] * 2, "blog-resnet": [[.95]] * 2})]
+    texts = []
+    for curves, accs in runs:
+        result = _fake(curves, accs, n_test=10_000)
+        result["meta"]["blog_protocol_exact"] = True
+        texts += [claims._zh(v) for row in claims.claim_verdicts(result) for v in row.values()]
+    text = "\n".join(texts)
+    for verdict in ("**已复现**", "**未复现**", "**不作判定**", "**真实差异**", "小于测试集的噪声", "未显示出真实差异",
+                    "不构成证据"):
+        assert verdict in text, verdict
+    assert not re.search(r"[A-Za-z]{3,}", re.sub(r"blog-\w+|Welch|Wilson|ResNet|CNN|MNIST", "", text)), text

@@ -394,3 +394,46 @@ def readme_verdicts() -> str:
             f"95% Wilson half-width. Wilson intervals are test-set noise only; ± is the sd over seeds.")
     tail = [format_run_summary(r) for r in map(load_result, EXTRA_RUNS) if r is not None]
     return "\n\n".join([rule] + [format_verdicts(load_result(name)) for name in SAVED_RUNS] + tail)
+
+
+
+
+# The English of claim_verdicts and format_run_summary in Chinese, applied in order; numbers pass through unchanged
+_ZH = ((r"(\d+) seeds?(\(s\))?", r"\1 个种子"), (r"([\d.]+) points", r"\1 个百分点"), (r" at step ([\d,]+)", r"，第 \1 步"),
+       (r"\*\*not comparable\*\* \(other data\): ours is ", "**不可比（数据不同）**：我们的"), ("the MNIST sample", "MNIST 样本"),
+       (r"\*\*not verified\*\*: measured on (.+?), not full MNIST", r"**未验证**：测量用的是 \1，不是完整 MNIST"),
+       (r"\*\*not judged\*\*: (.+?); the course needs at least (\d+)", r"**不作判定**：只有 \1，课程要求至少 \2 个"),
+       (r"\*\*reproduced", "**已复现"), (r"\*\*not reproduced", "**未复现"), (r"\*\*a real difference", "**真实差异"),
+       (r"not evidence: (.+?); the rule needs at least (\d+) per model", r"不构成证据（只有 \1；规则要求每个模型至少 \2 个）"),
+       ("not shown to be real", "未显示出真实差异"), ("too small for the test set", "小于测试集的噪声"), (", but ", "，但 "),
+       (r"ours is ([^;]+?) (below|above) the claim", r"我们的结果比博客的数字\2 \1"),
+       (r"ours is (\d+)x (\w+)", r"与博客的数字相差 \1 倍（我们的\2）"),
+       (r"95% Wilson (\S+) on ([\d,]+) (test )?images", r"\2 张测试图片上的 95% Wilson 区间 \1"),
+       (" is also inside the wider Wilson half-width,", "也不超过较宽的 Wilson 半宽"), ("; difference", "；差值"),
+       (" is inside the wider Wilson half-width,", "不超过较宽的 Wilson 半宽"), (", Welch 95% CI", "，Welch 95% 置信区间"),
+       (" > the wider Wilson half-width,", "大于较宽的 Wilson 半宽"), ("steps to leave ln 10", "离开 ln 10 的步数"),
+       (r"never in (\d{1,3}(?:,\d{3})*)", r"\1 步内未离开"),
+       (r"^(\S+) on (.+?): after ([\d,]+) SGD steps, ", r"\1，\2：\3 步 SGD 后，"),
+       ("training loss|train loss", "训练损失"), (", test accuracy", "，测试准确率"), ("test accuracy", "测试准确率"),
+       (r"it never left the chance loss ln 10 in ([\d,]+) steps", r"在 \1 步内始终没有离开机会损失 ln 10"),
+       ("it left the chance loss ln 10 by step ", "离开机会损失 ln 10 的步数："), (" ahead by ", " 领先 "),
+       ("Implied: the ResNet beats the CNN", "隐含：ResNet 比 CNN 好"), (r"Implied: the skips[\w ]+better", "隐含：让它更好的是残差连接"),
+       (" behind by ", " 落后 "), ("Measured on: ", "测量条件："), (r" epochs \(([\d,]+) SGD steps\)", r" 轮（\1 步 SGD）"),
+       (r"\| The blog's claim \(epoch (\d+), full MNIST\).+Verdict", r"| 博客的结论（第 \1 轮，完整 MNIST） | 我们测得的 | 判定"),
+       ("lower", "更低"), ("higher", "更高"), ("below", "低"), ("above", "高"), (" vs ", " 对 "), (r" ?\(", "（"), (r"\)", "）"),
+       (r"\.$", "。"), ("; ", "；"), (": ", "："), (r"） (?!\|)", "）"))
+
+
+def _zh(text: str) -> str:
+    """One line of :func:`readme_verdicts` in Chinese, by :data:`_ZH`."""
+    for pattern, repl in _ZH:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
+def readme_verdicts_zh() -> str:
+    """:func:`readme_verdicts` in Chinese (README.zh-CN.md), line by line: the same results, the same numbers."""
+    rule = (f"判定真实差异的规则（`course_lib.stats.compare_accuracies`）：每个模型至少 {MIN_SEEDS} 个种子，Welch t 检验 "
+            f"p < {ALPHA}（每次比较有 {ALPHA:.0%} 的假阳性），并且差距大于 95% Wilson 区间的半宽。Wilson 区间只反映测试"
+            "集的噪声；± 是种子间的标准差。")
+    return "\n".join([rule] + [_zh(line) for line in readme_verdicts().splitlines()[1:]])
