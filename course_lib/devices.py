@@ -3,6 +3,8 @@ training, evaluation and every timing loop share."""
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -153,9 +155,6 @@ def amp_policy(device: str | torch.device, amp: bool | str | AmpPolicy = False) 
 def describe_machine(device: str | torch.device | None = None) -> dict:
     """What a measurement ran on, as JSON values: the CPU, cores, torch threads, versions, whether a GPU is here;
     with ``device``: its name (a CUDA GPU's model, else the device type) and whether it has native bf16."""
-    import os
-    import platform
-
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:  # Linux names the model
         cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
