@@ -5,7 +5,7 @@ import argparse
 import math
 import sys
 
-from .errors import CourseError
+from .errors import ConfigError, CourseError
 
 
 def number(kind: type, low: float, high: float | None = None, hint: str = ""):
@@ -127,7 +127,6 @@ def cmd_degradation(args) -> int:
 
 def cmd_compare(args) -> int:
     from .data import dataset_name
-    from .errors import ConfigError
     from .lessons.cnn_vs_resnet.protocol import COMPARED, compared_models, run_compare
     from .locations import ensure_folder
     from .profiles import get_profile
@@ -155,7 +154,6 @@ def cmd_compare(args) -> int:
 def cmd_evaluate(args) -> int:
     from .data import load_data
     from .idx_files import load_idx_pair
-    from .errors import ConfigError
     from .checkpoints import load_checkpoint
     from .devices import pick_device
     from .training import evaluate
@@ -197,9 +195,61 @@ def cmd_gpu_protocol(args) -> int:
     config = GpuProtocol(dataset=args.dataset, device=args.device, epochs=args.epochs, seeds=tuple(range(args.seeds)),
                          paths=tuple(_names(args.paths)), models=tuple(_names(args.models)),
                          train_limit=args.train_limit, test_limit=args.test_limit,
-                         compile=COMPILE_CHOICES[args.compile])
+                         compile=COMPILE_CHOICES[args.compile], recipe=args.recipe)
     result = run_gpu_protocol(config, out=args.out)
     return 0 if result["complete"] else 1
+
+
+def cmd_recipe(args) -> int:
+    import tempfile
+
+    from .data import load_data
+    from .devices import pick_device
+    from .lessons.speed import recipe as rc
+    from .results import load_result, result_path, write_json
+
+    _check_out_file(args.out)
+    data = load_data(args.dataset, train_limit=args.train_limit, test_limit=args.test_limit, verbose=False)
+    if args.job:  # one run, for --parallel
+        run = rc.run_job(args.job, data.to(pick_device(args.device, verbose=False)), args.epochs,
+                         args.ablation_epochs, args.device)
+        write_json(args.out or f"{args.job.replace(':', '_')}.json", dict(job=args.job, run=run))
+        print(f"[recipe] {args.job}: {100 * run['test_acc']:.2f}% after {len(run['curve']['test_acc'])} epochs, "
+              f"{run['seconds']} s", flush=True)
+        return 0
+    if args.check:
+        saved = load_result(args.out or rc.RESULT, expect=("runs", "meta"))
+        if saved is None:
+            raise ConfigError(f"no saved result at {args.out or result_path(rc.RESULT + '.json')}; make it first")
+        print(rc.check_rerun(saved, args.seed, args.check_epochs, args.device, data))
+        return 0
+    if args.into:  # the ablation added to a saved result (e.g. one made on a GPU): its own data and device
+        saved = load_result(args.into, expect=("runs", "meta"))
+        if saved is None:
+            raise ConfigError(f"--into {args.into}: no saved result there. Fix: make it first, without --into")
+        saved = rc.add_ablation(saved, data, args.ablation_epochs, args.seeds, args.device,
+                                "python -m course_lib " + " ".join(sys.argv[1:]))
+        write_json(args.into, saved)
+        print(rc.format_ablation(saved))
+        return 0
+    argv = sys.argv[1:]
+    command = "python -m course_lib " + " ".join(a for i, a in enumerate(argv) if "--out" not in argv[max(0, i - 1):i + 1])
+    if args.parallel:
+        passed = ["--dataset", args.dataset, "--epochs", str(args.epochs), "--ablation-epochs",
+                  str(args.ablation_epochs), "--device", args.device]
+        for flag, value in (("--train-limit", args.train_limit), ("--test-limit", args.test_limit)):
+            passed += [flag, str(value)] if value else []
+        files = rc.run_parallel(rc.all_jobs(args.seeds, not args.no_ablation), args.parallel, passed,
+                                tempfile.mkdtemp(prefix="recipe-jobs-"), args.deadline)
+        result = rc.merge_jobs(files, data, args.device, command, note=f"{args.parallel} runs at a time shared the "
+                               f"device: each run's seconds are wall-clock time under that sharing")
+    else:
+        result = rc.run_study(data, args.epochs, args.ablation_epochs, args.seeds, args.device, command,
+                              not args.no_ablation)
+    write_json(args.out or result_path(rc.RESULT + ".json"), result)
+    print(rc.format_summary(result))
+    print(rc.format_ablation(result))
+    return 0
 
 
 def cmd_busy(args) -> int:
@@ -299,6 +349,27 @@ def _add_speed(sub) -> None:
     p.add_argument("--test-limit", type=LIMIT, help="test on a seeded subset of this many images")
     p.add_argument("--out", help="JSON file, rewritten after every model")
     p.set_defaults(fn=cmd_gpu_protocol)
+
+    p.add_argument("--recipe", choices=["blog", "sound"], help="notebook 06's recipe instead of the blog's protocol")
+
+    p = sub.add_parser("recipe", help="notebook 06: ResNet-20, the blog's recipe vs a sound one, and an ablation")
+    p.add_argument("--dataset", default="fashion", choices=["fashion", "mnist", "sample"])
+    p.add_argument("--epochs", type=EPOCHS, default=30, help="epochs of both recipes (default 30, the blog's)")
+    p.add_argument("--ablation-epochs", type=EPOCHS, default=8, help="epochs of each ablation run (default 8)")
+    p.add_argument("--seeds", type=SEEDS, default=3)
+    p.add_argument("--no-ablation", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--parallel", type=number(int, 1, 64, "runs at a time"), help="runs at a time, each a process")
+    p.add_argument("--deadline", type=number(float, 1, None, "seconds"), help="with --parallel: stop after this long")
+    p.add_argument("--into", help="run only the ablation and add it to this saved result")
+    p.add_argument("--job", help=argparse.SUPPRESS)
+    p.add_argument("--check", action="store_true", help="rerun one seed's first epochs against the saved curve")
+    p.add_argument("--seed", type=SEED, default=0, help="with --check: the seed to rerun")
+    p.add_argument("--check-epochs", type=EPOCHS, default=2, help="with --check: epochs to rerun (default 2)")
+    p.add_argument("--train-limit", type=LIMIT, help="train on a seeded subset of this many images")
+    p.add_argument("--test-limit", type=LIMIT, help="test on a seeded subset of this many images")
+    p.add_argument("--out", help="JSON file (default: results/06_recipe_fashion.json, in the cpu profile)")
+    p.set_defaults(fn=cmd_recipe)
 
     p = sub.add_parser("busy", help="one and two training processes side by side; saves 06_busy_machine.json and says where")
     p.add_argument("--seconds", type=number(float, 0.1, 600, "seconds each scenario trains; the saved study: 20"),

@@ -337,6 +337,17 @@ class BatchIterator:
             yield self.x[idx], self.y[idx]
 
 
+def random_crops(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Light augmentation: each image of ``x`` (N x C x H x W) cut at a random place out of a copy padded with
+    ``padding`` zero pixels on every side, i.e. shifted by up to ``padding`` pixels each way; same shape back."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    dy, dx = torch.randint(0, 2 * padding + 1, (2, n, 1, 1), generator=generator).to(x.device)
+    rows = dy + torch.arange(h, device=x.device).view(1, h, 1)
+    cols = dx + torch.arange(w, device=x.device).view(1, 1, w)
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1), :, rows, cols].permute(0, 3, 1, 2)
+
+
 # --------------------------------------------------------------------------- the blog's pipeline
 
 

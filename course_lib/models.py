@@ -289,25 +289,29 @@ Block = type[BasicBlock] | type[Bottleneck]
 
 class ResNet(nn.Module):
     """He et al.'s ResNet with torchvision's module names, so state dicts are interchangeable.
-    ``small_input=True``: for 28x28 digits, a 3x3 stride-1 stem and no initial max-pool."""
+    ``small_input=True``: for 28x28 digits, a 3x3 stride-1 stem and no initial max-pool. ``widths``: one per stage
+    (He et al.'s CIFAR nets: three stages of 16, 32, 64). ``init="pytorch"`` keeps PyTorch's default init instead
+    of torchvision's He init."""
 
     def __init__(self, block: Block, layers: list[int], num_classes: int = 1000, in_channels: int = 3,
-                 small_input: bool = False, zero_init_residual: bool = False):
+                 small_input: bool = False, zero_init_residual: bool = False,
+                 widths: tuple[int, ...] = (64, 128, 256, 512), init: str = "he"):
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = (nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False) if small_input
-                      else nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False))
-        self.bn1 = nn.BatchNorm2d(64)
+        if len(widths) != len(layers) or init not in ("he", "pytorch"):
+            raise ConfigError(f"ResNet needs one width per stage ({len(layers)} stages, got widths {widths}) and "
+                              f"init 'he' or 'pytorch' (got {init!r})")
+        self.inplanes, self.stages = widths[0], len(layers)
+        self.conv1 = (nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False) if small_input
+                      else nn.Conv2d(in_channels, widths[0], kernel_size=7, stride=2, padding=3, bias=False))
+        self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        for i, (width, blocks) in enumerate(zip(widths, layers)):  # layer1, layer2, ... as torchvision names them
+            setattr(self, f"layer{i + 1}", self._make_layer(block, width, blocks, stride=1 if i == 0 else 2))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        self.fc = nn.Linear(widths[-1] * block.expansion, num_classes)
 
-        for m in self.modules():  # torchvision's initialisation
+        for m in self.modules() if init == "he" else ():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
@@ -328,7 +332,8 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for i in range(self.stages):
+            x = getattr(self, f"layer{i + 1}")(x)
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
@@ -348,12 +353,22 @@ resnet34 = functools.partial(ResNet, *RESNET_LAYOUTS[34])
 resnet50 = functools.partial(ResNet, *RESNET_LAYOUTS[50])
 
 
+# He et al.'s CIFAR-10 nets (section 4.2): 6n + 2 layers, three stages of n basic blocks, 16, 32 and 64 channels
+CIFAR_DEPTHS = (20, 32, 44, 56, 110)
+
+
 def digit_resnet(depth: int = 18, num_classes: int = 10, **kwargs) -> ResNet:
-    """A ResNet-``depth`` for 1x28x28 digits: 3x3 stem, no initial max-pool."""
-    if depth not in RESNET_LAYOUTS:
-        raise ConfigError(f"no ResNet-{depth}; valid depths are {sorted(RESNET_LAYOUTS)}")
+    """A ResNet-``depth`` for 1x28x28 images: 3x3 stem, no initial max-pool; the ImageNet layouts of
+    :data:`RESNET_LAYOUTS`, or He et al.'s CIFAR nets (:data:`CIFAR_DEPTHS`, e.g. ResNet-20: 0.27 M parameters)."""
+    if depth in CIFAR_DEPTHS:
+        block, layers = BasicBlock, [(depth - 2) // 6] * 3
+        kwargs = {"widths": (16, 32, 64), **kwargs}
+    elif depth in RESNET_LAYOUTS:
+        block, layers = RESNET_LAYOUTS[depth]
+    else:
+        raise ConfigError(f"no ResNet-{depth}; valid depths are {sorted((*RESNET_LAYOUTS, *CIFAR_DEPTHS))}")
     kwargs = {"in_channels": 1, "small_input": True, **kwargs}
-    return _with_spec(ResNet(*RESNET_LAYOUTS[depth], num_classes=num_classes, **kwargs), f"resnet{depth}",
+    return _with_spec(ResNet(block, layers, num_classes=num_classes, **kwargs), f"resnet{depth}",
                       num_classes=num_classes, **kwargs)
 
 
@@ -374,7 +389,7 @@ BLOG_MODELS: dict[str, Callable[..., nn.Module]] = {
     "blog-cnn-pytorch-init": functools.partial(BlogCNN, init="pytorch"),
     "blog-plain-he-init": functools.partial(BlogPlain, init="he"),
 }
-MODEL_NAMES = (*BLOG_MODELS, "plain-N", "residual-N", *(f"resnet{d}" for d in RESNET_LAYOUTS))
+MODEL_NAMES = (*BLOG_MODELS, "plain-N", "residual-N", *(f"resnet{d}" for d in sorted((*RESNET_LAYOUTS, *CIFAR_DEPTHS))))
 # The blog models' names before each model had one; results saved then are read under today's names.
 OLD_NAMES = {"BlogCNN": "blog-cnn", "BlogPlain": "blog-plain", "BlogResNet": "blog-resnet",
              "BlogCNN (PyTorch init)": "blog-cnn-pytorch-init", "BlogPlain (He init)": "blog-plain-he-init"}
@@ -399,7 +414,7 @@ def build_model(name: str, **kwargs) -> nn.Module:
         return _with_spec(BLOG_MODELS[key](**kwargs), key)
     if family in ("plain", "residual") and depth.isdecimal():
         return (plain_net if family == "plain" else residual_net)(int(depth), **kwargs)
-    if key.startswith("resnet") and key[6:].isdecimal() and int(key[6:]) in RESNET_LAYOUTS:
+    if key.startswith("resnet") and key[6:].isdecimal() and int(key[6:]) in (*RESNET_LAYOUTS, *CIFAR_DEPTHS):
         return digit_resnet(int(key[6:]), **kwargs)
     raise unknown_model(name, f"{', '.join(MODEL_NAMES)} (N an even depth such as 8, 20 or 56)")
 

@@ -17,7 +17,11 @@ from .locations import display_path, file_target, result_path, results_dir
 from .models import OLD_NAMES
 
 def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:
-    """The label of a result: what it was measured on, and when."""
+    """The label of a result: what it was measured on, and when. Data and protocol are labelled apart:
+    ``protocol`` is the profile's name unless ``extra`` names it, and ``profile`` is kept only where the data are the
+    profile's own, so the ``full`` profile (full MNIST) never labels a run on other data."""
+    name = getattr(profile, "name", profile)
+    full_mnist = getattr(data_info, "dataset", None) == "mnist" and bool(getattr(data_info, "full", None))
     meta = {
         "dataset": getattr(data_info, "dataset", None),
         "source": getattr(data_info, "source", None),
@@ -26,7 +30,8 @@ def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:
         "n_test": getattr(data_info, "n_test", None),
         "device": str(device) if device is not None else None,
         "device_name": describe_machine(device).get("device_name"),
-        "profile": getattr(profile, "name", profile),
+        "protocol": name,
+        **({"profile": name} if name != "full" or full_mnist or data_info is None else {}),
         "date": _dt.date.today().isoformat(),
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
@@ -36,12 +41,14 @@ def make_meta(data_info=None, device=None, profile=None, **extra) -> dict:
 
 
 def describe(result: dict) -> str:
-    """One line saying what a result was measured on, for printing above it."""
+    """One line saying what a result was measured on (data, device, protocol, date), for printing above it."""
     m = result.get("meta", {})
     data = f"{m.get('dataset')} ({m.get('source')}, {m.get('n_train')} train / {m.get('n_test')} test)"
     warn = "" if m.get("full_data") or m.get("dataset") in ("sample", None) else " -- NOT the full dataset"
-    return (f"{data}{warn}; device {m.get('device_name') or m.get('device')}; profile {m.get('profile')}; "
-            f"{m.get('date')}")
+    protocol = m.get("protocol") or m.get("profile")
+    protocol = ("the blog's protocol" if protocol == "blog" else f"protocol of the {protocol} profile"
+                if protocol in ("smoke", "cpu", "full") else protocol)
+    return f"{data}{warn}; device {m.get('device_name') or m.get('device')}; {protocol}; {m.get('date')}"
 
 
 def write_json(path: str | Path, obj, indent: int = 1) -> Path:

@@ -5,6 +5,7 @@ cleanly with the history so far; a run resumed from its checkpoint equals the un
 """
 from __future__ import annotations
 
+import math
 import numbers
 import random
 import time
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import load_into, model_spec, save_checkpoint
-from .data import BatchIterator, Data, blog_loader, epoch_generator
+from .data import BatchIterator, Data, blog_loader, epoch_generator, random_crops
 from .devices import AmpPolicy, amp_policy, as_device, check_amp, flush_denormals, native_bf16, pick_device
 from .errors import CheckpointError, ConfigError
 from .history import History
@@ -44,7 +45,10 @@ def _check_number(name: str, value: Any, low: float, high: float, hint: str) -> 
 @dataclass(frozen=True)
 class Protocol:
     """What is trained and how: everything a run's numbers depend on; the defaults are the blog's. ``seed``
-    seeds the shuffle (seed the init with :func:`seed_everything`); ``recompute_bn``: exact BatchNorm statistics."""
+    seeds the shuffle and the crops (seed the init with :func:`seed_everything`); ``recompute_bn``: exact BatchNorm
+    statistics. ``schedule``: ``constant`` (the blog) or ``cosine`` (:func:`warmup_cosine` over all the steps, with
+    ``warmup_epochs`` of linear warm-up). ``crop_padding``: each training image is cut at a random place out of a
+    copy padded with this many zero pixels (0: no augmentation)."""
 
     epochs: int = 30
     batch_size: int = 64
@@ -54,6 +58,9 @@ class Protocol:
     seed: int = 0
     shuffle: bool = True
     recompute_bn: bool = False
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    crop_padding: int = 0
 
     def __post_init__(self):
         _check_number("lr", self.lr, 1e-7, 10.0, "Fix: the blog's protocol uses lr=0.1; try 0.01 to 0.5.")
@@ -65,6 +72,30 @@ class Protocol:
             raise ConfigError(f"batch_size must be a positive whole number, got {self.batch_size!r}")
         if not isinstance(self.seed, numbers.Integral):
             raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        for name, high in (("warmup_epochs", max(self.epochs, 0)), ("crop_padding", 8)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
+                raise ConfigError(f"{name} must be a whole number from 0 to {high}, got {value!r}")
+
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of 0-based ``step`` of the run, under the schedule."""
+        if self.schedule == "constant":
+            return self.lr
+        return warmup_cosine(step, self.epochs * steps_per_epoch, self.warmup_epochs * steps_per_epoch, self.lr)
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
+    """The lr of 0-based ``step``: rising linearly to ``peak_lr`` over ``warmup_steps`` (the first step gets
+    peak_lr / warmup_steps), then falling along half a cosine to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.5 * peak_lr * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass(frozen=True)
@@ -109,7 +140,8 @@ def run_config(protocol: Protocol, speed: SpeedOptions, data: Data) -> dict:
     p, s = protocol, speed
     return dict(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
                 seed=p.seed, amp=str(s.amp), channels_last=s.channels_last, compile=s.compile, pipeline=s.pipeline,
-                shuffle=p.shuffle, recompute_bn=p.recompute_bn, dataset=data.info.as_dict())
+                shuffle=p.shuffle, recompute_bn=p.recompute_bn, schedule=p.schedule, warmup_epochs=p.warmup_epochs,
+                crop_padding=p.crop_padding, dataset=data.info.as_dict())
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -191,10 +223,11 @@ class EpochResult:
 
 
 def train_epoch(step_model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, n_steps: int,
-                device: torch.device, speed: SpeedOptions, policy: AmpPolicy, scaler=None) -> EpochResult:
+                device: torch.device, speed: SpeedOptions, policy: AmpPolicy, scaler=None,
+                lr_at: Callable[[int], float] | None = None) -> EpochResult:
     """One pass over ``batches`` (``n_steps`` pairs on ``device``); ``train_loss`` is the mean loss per image. Losses
     stay on the device, checked for NaN/inf every ``speed.check_every`` steps; a compiled model has static shapes,
-    so a smaller last batch runs eagerly rather than compiling a second time."""
+    so a smaller last batch runs eagerly rather than compiling a second time. ``lr_at(step)``: the lr of each step."""
     step_model.train()
     eager = getattr(step_model, "_orig_mod", step_model)  # torch.compile's wrapper holds the eager model here
     cuda_graphs = speed.compile == "reduce-overhead" and device.type == "cuda"
@@ -207,6 +240,9 @@ def train_epoch(step_model: nn.Module, optimizer: torch.optim.Optimizer, batches
         if speed.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         net = step_model if not sizes or len(yb) == sizes[0] else eager
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
         losses[step] = train_step(net, optimizer, xb, yb, device, policy, scaler, cuda_graphs and net is step_model)
         sizes.append(len(yb))
         if (step + 1) % check_every == 0 or step + 1 == n_steps:
@@ -268,11 +304,12 @@ def batch_source(data: Data, on_device: Data, protocol: Protocol, speed: SpeedOp
 
 def fit(model: nn.Module, data: Data, protocol: Protocol | None = None, speed: SpeedOptions | None = None, *,
         progress: bool = True, checkpoint: str | Path | None = None, resume: str | Path | None = None,
-        step_losses: list | None = None) -> History:
+        step_losses: list | None = None, until: int | None = None) -> History:
     """Train ``model`` (N x 1 x 28 x 28 in [0, 1] -> N x 10) on ``data`` with SGD; the blog's protocol by default.
 
     ``checkpoint``: written after every epoch; ``resume``: continue from one, exactly. ``step_losses``: receives
-    every step's loss. On a NaN/inf loss or Ctrl-C the history so far comes back, ``status`` saying why.
+    every step's loss. ``until``: stop after this epoch, the schedule still spanning ``protocol.epochs`` (the first
+    epochs of a long run). On a NaN/inf loss or Ctrl-C the history so far comes back, ``status`` saying why.
     """
     protocol = Protocol() if protocol is None else protocol
     speed = SpeedOptions() if speed is None else speed
@@ -303,9 +340,14 @@ def fit(model: nn.Module, data: Data, protocol: Protocol | None = None, speed: S
 
         bar = tqdm(total=protocol.epochs, initial=len(history), desc=history.model, unit="epoch", leave=True)
     try:
-        for epoch in range(len(history) + 1, protocol.epochs + 1):
+        for epoch in range(len(history) + 1, min(until or protocol.epochs, protocol.epochs) + 1):
             batches, n_steps = epoch_batches(epoch)
-            result = train_epoch(step_model, optimizer, batches, n_steps, device, speed, policy, scaler)
+            if protocol.crop_padding:
+                crops = epoch_generator(protocol.seed, -epoch)  # its own stream: the shuffle stays the same
+                batches = ((random_crops(xb, protocol.crop_padding, crops), yb) for xb, yb in batches)
+            lr_at = None if protocol.schedule == "constant" else (
+                lambda step, first=(epoch - 1) * n_steps, n=n_steps: protocol.lr_at(first + step, n))
+            result = train_epoch(step_model, optimizer, batches, n_steps, device, speed, policy, scaler, lr_at)
             if result.diverged_at is not None:
                 return _stop(history, "diverged", _diverged_message(result, epoch, n_steps, protocol.lr, len(history)))
             if step_losses is not None:

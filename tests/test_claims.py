@@ -34,14 +34,39 @@ def _fake(curves: dict[str, list[list[float]]], accs: dict[str, list[list[float]
                      "n_train": n_train, "n_test": n_test}}
 
 
-def test_blog_table_is_restated_with_both_languages_and_wilson_intervals():
-    text = claims.blog_claims_markdown()
-    for zh, en in claims.BLOG_COLUMNS:
-        assert f"{zh}（{en}）" in text  # Chinese first, English in full-width parentheses
-    assert "| 传统 CNN（traditional CNN） |" in text and "| 残差网络（ResNet） |" in text
-    assert "| 30 | 0.2 | 97.0% |" in text and "| 30 | 0.04 | 99.5% |" in text
+def test_blog_table_keeps_its_three_rows_and_its_own_column_names():
+    text = claims.blog_table_markdown()
+    for zh in ("轮次", "传统CNN训练损失", "残差网络训练损失", "传统CNN验证准确率", "残差网络验证准确率"):
+        assert f"| {zh}<br>(" in text or f"| {zh}<br>" in text
+    for row in ("| 10 | 1.2 | 0.7 | 90% | 95% |", "| 20 | 0.8 | 0.2 | 96% | 98% |", "| 30 | 0.2 | 0.04 | 97% | 99.5% |"):
+        assert row in text
     lo, hi = wilson_interval(9950, 10_000)
-    assert f"| {100 * lo:.1f}-{100 * hi:.1f}% |" in text  # 99.5% on 10,000 images: 99.3-99.6%
+    assert f"{100 * lo:.1f}-{100 * hi:.1f}%" in text and "LeNet-5" in text and "99.05%" in text
+
+
+def test_claim_table_covers_every_claim_in_both_languages_and_is_the_sites_page():
+    rows = claims.claim_table()
+    en = " ".join(r["claim"][0] for r in rows)
+    for claim in ("有所提升", "例如超过30层", "Vanishing", "identity", "bottleneck", "Degradation", "epochs 10/20/30",
+                  "nn.Linear(256*32*32, 20)"):
+        assert claim in en, claim
+    assert all(len(r[k]) == 2 and all(r[k]) for r in rows for k in ("claim", "where", "measured", "verdict"))
+    assert "He et al.'s, not the blog's" in en and "BlogCNN: test accuracy" not in claims.claim_table_markdown()
+    page = (ROOT / "docs" / "blog_claims.md").read_text(encoding="utf-8")
+    assert page == claims.blog_claims_page(), (
+        "docs/blog_claims.md is out of date; rewrite it with: python -c \"from course_lib.lessons.cnn_vs_resnet "
+        "import claims; open('docs/blog_claims.md', 'w').write(claims.blog_claims_page())\"")
+    assert "(docs/blog_claims.md)" in (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+    assert "(docs/blog_claims.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_no_committed_result_says_full_without_full_mnist():
+    for path in sorted((ROOT / "results").glob("04_*.json")):
+        result = json.loads(path.read_text())
+        meta = result["meta"]
+        assert meta["protocol"] == "blog" and "profile" not in result, path.name
+        assert meta.get("profile") != "full" or (meta["dataset"] == "mnist" and meta["full_data"]), path.name
+        assert "full" not in claims.measured_on(result).replace("full MNIST", ""), path.name
 
 
 def test_measured_on_strips_machine_paths():
@@ -69,21 +94,6 @@ def test_seed_spread_gives_mean_sd_wilson_and_stalls_in_steps():
     assert row["steps"] == 30
     text = claims.format_seed_spread(result)
     assert "60.00% ± 43.59" in text and "30, 20, never in 30" in text and "n=1,000" in text
-
-
-def test_learning_speed_counts_steps_after_leaving_the_chance_loss():
-    resnet = [1.5, 0.8, 0.4, 0.2, 0.1, 0.05]
-    late = [2.30, 2.30] + resnet[:4]  # the same curve, two epochs late: a slow start
-    slower = [2.30, 1.9, 1.7, 1.5, 1.3, 1.2]  # leaves at once but never reaches 0.3
-    text = claims.format_learning_speed(_fake({"blog-plain": [late, slower], "blog-resnet": [resnet, resnet]}))
-    assert text.splitlines()[1:] == [
-        "step counts at epoch ends (1 epoch = 10 steps)",
-        "seed 0  blog-plain  left ln 10 by step 30, reached loss 0.3 by step 60: 30 steps after leaving ln 10",
-        "seed 0  blog-resnet left ln 10 by step 10, reached loss 0.3 by step 40: 30 steps after leaving ln 10",
-        "seed 1  blog-plain  left ln 10 by step 20; never reached loss 0.3 in 60 steps",
-        "seed 1  blog-resnet left ln 10 by step 10, reached loss 0.3 by step 40: 30 steps after leaving ln 10"]
-    text = claims.format_learning_speed(_fake({"blog-plain": [[2.3] * 6], "blog-resnet": [resnet]}))
-    assert "blog-plain  never left ln 10 in 60 steps" in text
 
 
 def test_differences_apply_the_courses_rule():
@@ -167,8 +177,6 @@ def test_combined_results_keep_each_parts_date_and_source():
     assert lines[1].endswith("the next day (blog-cnn-pytorch-init)")
     assert claims.format_seed_spread(both).splitlines()[:2] == lines
     assert cmp.combine(both, _fake({"blog-plain": [[0.3, 0.2]]}))["meta"]["parts"][2]["models"] == ["blog-plain"]
-    table = claims.format_first_epochs(both, epochs=2)
-    assert "0.500 / 50.0%" in table and "2.300 / 50.0%" in table and len(table.splitlines()) == 6
 
 
 # --------------------------------------------------------------------------- the verdict
@@ -191,20 +199,20 @@ def _three_seeds():
 
 def test_verdicts_judge_only_the_exact_protocol_with_three_seeds():
     rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(_three_seeds()))}
-    assert rows["blog-cnn: train loss 0.2"] == "**reproduced**"
-    assert rows["blog-cnn: test accuracy 97.0%"] == "**reproduced**"  # 97% lies inside our seeds' Wilson range
-    assert rows["blog-resnet: train loss 0.04"] == "**not reproduced**: ours is 10x lower"
-    assert rows["blog-resnet: test accuracy 99.5%"] == "**not reproduced**: ours is 1.0 points below the claim"
-    assert rows["Implied: the ResNet beats the CNN"].startswith(
+    assert rows["the blog's CNN: train loss 0.2"] == "**reproduced**"
+    assert rows["the blog's CNN: test accuracy 97.0%"] == "**reproduced**"  # 97% lies inside our seeds' Wilson range
+    assert rows["the blog's ResNet: train loss 0.04"] == "**not reproduced**: ours is 10x lower"
+    assert rows["the blog's ResNet: test accuracy 99.5%"] == "**not reproduced**: ours is 1.0 points below the claim"
+    assert rows['ResNet vs CNN: "有所提升" (some improvement)'].startswith(
         "blog-resnet ahead by 1.50 points: **a real difference**")
     assert "not shown to be real (Welch p = " in rows["Implied: the skips are what make it better"]
     on_sample = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_three_seeds())}
-    assert on_sample["blog-resnet: train loss 0.04"].startswith("**not comparable**")
-    assert on_sample["blog-cnn: test accuracy 97.0%"].startswith("**not verified**: measured on the MNIST sample")
+    assert on_sample["the blog's ResNet: train loss 0.04"].startswith("**not comparable**")
+    assert on_sample["the blog's CNN: test accuracy 97.0%"].startswith("**not verified**: measured on the MNIST sample")
     one_seed = _fake({"blog-cnn": [[2.303] * 3], "blog-resnet": [[0.1] * 3]},
                      {"blog-cnn": [[0.1] * 3], "blog-resnet": [[0.9] * 3]})
     exact_rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(one_seed))}
-    assert exact_rows["blog-resnet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
+    assert exact_rows["the blog's ResNet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
     text = claims.format_verdicts(one_seed)
     assert "it never left the chance loss ln 10 in 30 steps" in text and "not evidence: 1 seed" in text
     assert text.splitlines()[2].startswith("| The blog's claim") and text.count("\n| ") == 6
@@ -219,7 +227,7 @@ def test_plots_save_pngs(compare_result, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
     figures.plot_curves(compare_result, name="04_test_curves")
     fig = figures.plot_curves(compare_result, name=None, mean_over_seeds=True)
-    assert len(fig.axes[0].get_legend().get_texts()) == 3  # one line per model (2) and the chance loss
+    assert len(fig.axes[1].get_legend().get_texts()) == 3  # one line per model (2) and the chance loss
     tied = _fake({"blog-resnet": [[0.1]] * 3, "blog-plain": [[0.1]] * 3},
                  {"blog-resnet": [[0.968], [0.960], [0.966]], "blog-plain": [[0.958], [0.958], [0.947]]})
     one = _fake({"blog-resnet": [[0.1]], "blog-plain": [[0.1]]}, {"blog-resnet": [[0.90]], "blog-plain": [[0.89]]},
@@ -298,4 +306,4 @@ def test_chinese_verdicts_translate_every_verdict_the_rule_can_give():
     for verdict in ("**已复现**", "**未复现**", "**不作判定**", "**真实差异**", "小于测试集的噪声", "未显示出真实差异",
                     "不构成证据"):
         assert verdict in text, verdict
-    assert not re.search(r"[A-Za-z]{3,}", re.sub(r"blog-\w+|Welch|Wilson|ResNet|CNN|MNIST", "", text)), text
+    assert not re.search(r"[A-Za-z]{3,}", re.sub(r"blog-\w+|Blog\w+|Welch|Wilson|ResNet|CNN|MNIST", "", text)), text

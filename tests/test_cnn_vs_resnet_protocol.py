@@ -20,8 +20,8 @@ from course_lib.profiles import settings
 
 
 def test_result_has_exactly_the_documented_fields(compare_result, tiny):
-    assert set(compare_result) == {"dataset", "source", "device", "profile", "protocol", "runs", "meta"}
-    labels = tuple(compare_result[k] for k in ("dataset", "source", "device", "profile"))
+    assert set(compare_result) == {"dataset", "source", "device", "protocol", "runs", "meta"}
+    labels = tuple(compare_result[k] for k in ("dataset", "source", "device")) + (compare_result["meta"]["protocol"],)
     assert labels == (tiny.info.dataset, tiny.info.source, "cpu", "smoke")
     assert compare_result["protocol"] == {"batch_size": 64, "lr": 0.1, "optimizer": cmp.BLOG_PROTOCOL["optimizer"],
                                           "epochs": 2}
@@ -80,7 +80,7 @@ def test_cli_writes_the_documented_json(tmp_path, monkeypatch):
     assert main(["compare", "--profile", "smoke", "--dataset", "sample", "--seeds", "1", "--device", "cpu",
                  "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
-    assert saved["dataset"] == "sample" and saved["profile"] == "smoke" and saved["meta"]["n_train"] == 128
+    assert saved["dataset"] == "sample" and saved["meta"]["profile"] == "smoke" and saved["meta"]["n_train"] == 128
     assert sorted(r["model"] for r in saved["runs"]) == ["blog-cnn", "blog-plain", "blog-resnet"]
     assert main(["compare", "--profile", "smoke", "--dataset", "sample", "--seeds", "1", "--device", "cpu",
                  "--models", "blog-cnn-pytorch-init, Blog-ResNet", "--out", str(out)]) == 0
@@ -149,14 +149,14 @@ def test_compare_full_on_mnist_from_an_idx_root_gives_the_exact_protocol(tmp_pat
     assert main(["compare", "--profile", "full", "--dataset", "mnist", "--seeds", "1", "--device", "cpu",
                  "--models", "blog-cnn,blog-resnet", "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
-    assert set(saved) == {"dataset", "source", "device", "profile", "protocol", "runs", "meta"}
+    assert set(saved) == {"dataset", "source", "device", "protocol", "runs", "meta"}
     assert saved["dataset"] == "mnist" and saved["source"].startswith("local root")  # not the sample fallback
     assert saved["protocol"]["epochs"] == 30 and saved["meta"]["blog_protocol_exact"] is True
     assert (saved["meta"]["n_train"], saved["meta"]["n_test"]) == (128, 64)
     assert all(len(run["history"]) == 30 for run in saved["runs"])
     verdicts = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(saved)}
-    assert verdicts["blog-resnet: train loss 0.04"].startswith(("**reproduced**", "**not reproduced**"))
-    assert verdicts["blog-resnet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
+    assert verdicts["the blog's ResNet: train loss 0.04"].startswith(("**reproduced**", "**not reproduced**"))
+    assert verdicts["the blog's ResNet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
 
 
 def test_the_full_profile_runs_the_blogs_protocol_and_the_cpu_profile_fits_its_budget():

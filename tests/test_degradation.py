@@ -206,17 +206,17 @@ def test_verdict_holds_when_the_gap_stays_and_fails_otherwise():
     v = D.degradation_verdict(two_budget_result())
     assert v["holds"] and v["deepest"] == 32 and v["reference_depth"] == 8 and v["budgets"] == [64, 192]
     assert v["spread"] == pytest.approx(0.05) and v["seeds"][0]["gap"] == pytest.approx(1.1)
-    assert v["seeds"][0]["gap_small"] == pytest.approx(0.5) and v["seeds"][0]["gap_kept"]
+    assert v["seeds"][0]["gap_small"] == pytest.approx(0.5)
     assert v["seeds"][0]["gap_widened"] and v["welch_p"] < 0.05
     noisy = D.degradation_verdict(two_budget_result(noisy_seed_loss=3.0))  # spread 1.5 > the gap of seed 0
     assert not noisy["holds"] and not noisy["seeds"][0]["deeper_plain_is_worse"]
     worse_residual = D.degradation_verdict(two_budget_result(residual_large=1.9))
     assert not worse_residual["holds"] and not any(p["residual_is_better"] for p in worse_residual["seeds"])
     slow_start = D.degradation_verdict(two_budget_result(deep_small=2.4, deep_large=0.6))  # gap 0.9 -> 0.2
-    assert not slow_start["holds"] and not any(p["gap_kept"] for p in slow_start["seeds"])
+    assert not slow_start["holds"] and not any(p["gap_widened"] for p in slow_start["seeds"])
     assert all(p["deeper_plain_is_worse"] for p in slow_start["seeds"])  # only the third fact fails
-    narrowed = D.degradation_verdict(two_budget_result(deep_small=3.0))  # gap 1.5 -> 1.1: kept half, narrowed
-    assert not narrowed["holds"] and all(p["gap_kept"] and not p["gap_widened"] for p in narrowed["seeds"])
+    narrowed = D.degradation_verdict(two_budget_result(deep_small=3.0))  # gap 1.5 -> 1.1: narrowed
+    assert not narrowed["holds"] and all(p["deeper_plain_is_worse"] and not p["gap_widened"] for p in narrowed["seeds"])
 
 
 def test_verdict_needs_two_depths():

@@ -113,3 +113,34 @@ def test_nbval_markers_are_cell_tags_not_code_comments(path):
     tags = {t for c in cells for t in c.get("metadata", {}).get("tags", [])}
     assert tags <= {"nbval-ignore-output", "nbval-skip", "raises-exception", "nbval-check-output", "remove-input",
                     "hide-input", "hide-output", "remove-output", "remove-cell"}, f"unknown cell tags: {tags}"
+
+
+MARKDOWN_LIMIT = 15_000  # STYLE.md, "Third edition": at most this many characters of markdown per notebook
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_markdown_is_at_most_the_third_editions_limit(path):
+    size = len(_markdown(_nb(path)))
+    assert size <= MARKDOWN_LIMIT, f"{size:,} characters of markdown; the limit is {MARKDOWN_LIMIT:,}: cut words, not evidence"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_remember_box_and_chinese_points_open_the_notebook(path):
+    cells = _nb(path)["cells"]
+    head = "\n".join(_source(c) for c in cells[:3] if c["cell_type"] == "markdown")
+    assert re.search(r"\*\*Remember\*\*", head), "a 'Remember' box under the title (STYLE.md, Third edition)"
+    assert "中文要点" in head, "a 中文要点 under the Remember box, the same points in Chinese"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_no_solution_is_imported_or_run(path):
+    code = "\n".join(_source(c) for c in _nb(path)["cells"] if c["cell_type"] == "code")
+    found = re.findall(r"\b(Solution\w*|solution_\w*)", code)
+    assert not found, f"the notebook imports or runs a solution ({sorted(set(found))}): solutions live in docs/answers/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_setup_output_states_facts_not_the_machines_load(path):
+    for i, cell in enumerate(_nb(path)["cells"]):
+        text = _output_text(cell)
+        assert not re.search(r"is busy|other program|load average", text), f"cell {i} describes the machine's load"

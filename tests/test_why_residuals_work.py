@@ -382,3 +382,20 @@ def test_training_sample_is_random_even_when_the_split_is_sorted_by_class():
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     for xi, yi in zip(x1[:5], y1[:5]):  # images keep their labels
         assert int(data.train_y[(data.train_x == xi).flatten(1).all(1)][0]) == int(yi)
+
+
+def test_the_notebooks_lesion_verdict_matches_the_saved_result():
+    """Notebook 05 types the saved cpu result's lesion numbers (Remember box, 中文要点, summary), labelled with the
+    file: they must be the ones lesion_summary generates from results/05_lesion_cpu.json."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    text = why.lesion_summary(json.loads((root / "results" / "05_lesion_cpu.json").read_text(encoding="utf-8")))
+    assert "3 of 9 single deletions hold with the stored statistics" in text and "6 of 9 with recomputed" in text
+    assert "worst 34.8% (block 0)" in text
+    cells = json.loads((root / "notebooks" / "05_why_residuals_work.ipynb").read_text(encoding="utf-8"))["cells"]
+    markdown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    for where in (markdown[0], next(m for m in markdown if m.startswith("## Summary"))):
+        assert "05_lesion_cpu.json" in where or "05_*_cpu.json" in where
+        for number in ("3 of 9", "34.8%", "6 of 9"):
+            assert number in where
+    assert "reproduced" not in " ".join(markdown)

@@ -240,13 +240,13 @@ def check_skip_pair(pair_class) -> Report:
     return report
 
 
-def rerun_with(pair_class, result: dict, data: Data, device: str = "auto") -> dict:
-    """Train a net of ``pair_class`` pairs at the sweep's deepest depth (seed 0, the shortest budget), print its
-    final training loss next to the sweep's nets; return its record."""
+def rerun_with(pair_class, result: dict, data: Data, device: str = "auto") -> dict | None:
+    """Once ``pair_class`` passes :func:`check_skip_pair`: train a net of its pairs at the sweep's deepest depth
+    (seed 0, the shortest budget) and print its final training loss next to the sweep's nets; return its record."""
     if not check_skip_pair(pair_class).passed:
-        print(f"your {getattr(pair_class, '__name__', 'pair')} does not pass check_skip_pair yet: training the "
-              f"worked solution, SolutionSkipPair, instead")
-        pair_class = SolutionSkipPair
+        print(f"FAIL  not run yet: your {getattr(pair_class, '__name__', 'pair')} does not pass check_skip_pair; "
+              f"once it does, this cell trains a net of your pairs next to the sweep's plain and residual nets")
+        return None
     depth = max(r["depth"] for r in result["runs"])
     steps = min(r["steps"] for r in result["runs"])
     epochs = next(r["epochs"] for r in result["runs"] if r["steps"] == steps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import Report, StudentCodeError, student_call
-from ..stats import compare_accuracies
+from ..stats import accuracy_interval, compare_accuracies, welch_p_value
 
 
 _REAL_CASES = [  # (acc_a, acc_b, n_test, why); the expected answer is the course's own compare_accuracies
@@ -18,6 +18,17 @@ _REAL_CASES = [  # (acc_a, acc_b, n_test, why); the expected answer is the cours
     ([0.965, 0.966, 0.9655], [0.960, 0.961, 0.9605], 100_000, "the same accuracies on 100,000 test images"),
     ([0.96, 0.50, 0.95, 0.97], [0.10, 0.11, 0.10, 0.12], 1_000, "4 seeds, one of which stalled"),
 ]
+
+
+def solution_real_difference(acc_a, acc_b, n_test) -> bool:
+    """A worked solution (docs/answers/04.md): the course's rule, written out."""
+    if min(len(acc_a), len(acc_b)) < 3:
+        return False  # one or two seeds are never evidence
+    if welch_p_value(acc_a, acc_b) >= 0.05:
+        return False  # not shown to be real: the seeds' spread could explain the gap
+    mean_a, mean_b = sum(acc_a) / len(acc_a), sum(acc_b) / len(acc_b)
+    half = max((hi - lo) / 2 for lo, hi in (accuracy_interval(m, n_test) for m in (mean_a, mean_b)))
+    return abs(mean_a - mean_b) > half  # larger than what the test set can resolve
 
 
 def check_real_difference(fn: Callable) -> Report:

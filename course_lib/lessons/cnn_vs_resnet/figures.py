@@ -28,7 +28,7 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = "", m
     from matplotlib.ticker import MaxNLocator
 
     per_epoch = steps_per_epoch(result)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(13, 4.2))
     for model, runs in runs_by_model(result).items():
         seeds = f"{len(runs)} seed{'s' * (len(runs) > 1)}"
         label = f"{model} ({'mean of ' if mean_over_seeds and len(runs) > 1 else ''}{seeds})"
@@ -49,7 +49,9 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = "", m
         top = ax.secondary_xaxis("top", functions=(lambda e: e * per_epoch, lambda s: s / per_epoch))
         top.set_xlabel("SGD steps", fontsize=8)
         top.tick_params(labelsize=7)
-    ax_loss.legend(fontsize=8, handlelength=3.5)  # long handles, so dashed and solid lines are told apart
+    # outside the panels, so that it covers no curve; long handles tell dashed from solid lines
+    ax_acc.legend(*ax_loss.get_legend_handles_labels(), fontsize=8, handlelength=3.5, loc="upper left",
+                  bbox_to_anchor=(1.02, 1))
     where = "\n".join(line.removeprefix("measured on: ") for line in measured_on_lines(result))
     fig.suptitle(title or where + (" (band: lowest to highest seed)" if mean_over_seeds else ""), fontsize=8)
     return finish_figure(fig, name=name)
@@ -62,7 +64,7 @@ def _claims_panel(ax) -> None:
         ax.errorbar(i, 100 * acc, [[100 * (acc - lo)], [100 * (hi - acc)]], fmt="o", color=COLORS["blog"],
                     capsize=4, ms=7)
         ax.annotate(f"{acc:.1%}", (i, 100 * acc), textcoords="offset points", xytext=(8, -3), fontsize=8)
-    ax.set_xticks(range(len(BLOG_CLAIMS)), list(BLOG_CLAIMS))
+    ax.set_xticks(range(len(BLOG_CLAIMS)), ["the blog's\nCNN", "the blog's\nResNet"])
     ax.set_title(f"the blog's claims: full MNIST,\n1 run each, {MNIST_TEST_IMAGES:,} test images", fontsize=9)
 
 
@@ -84,9 +86,12 @@ def _result_panel(ax, result: dict, label: str) -> None:
                if seeds > 1 else (("D", "one run, 95% Wilson interval\n(test-set noise only)"),))
     for marker, text in entries:
         ax.plot([], [], marker, color=COLORS["neutral"], label=text)
-    ax.set_xticks(range(len(models)), models)
+    ax.set_xticks(range(len(models)), [_OURS.get(m, m) for m in models])
     ax.set_title(f"ours: {label},\n{seeds} seed{'s' * (seeds > 1)}, {n:,} test images", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
+
+
+_OURS = {"blog-cnn": "BlogCNN\n(reconstructed)", "blog-plain": "BlogPlain", "blog-resnet": "BlogResNet"}
 
 
 def plot_claims(results: Sequence[tuple[str, dict]], name: str | None = "04_blog_claims"):

@@ -1,5 +1,5 @@
 """The blog's experiment, reproduced honestly (notebook 04): the blog's two models and the plain twin under its
-protocol, several seeds, as one JSON-able result ``{dataset, source, device, profile, protocol, runs, meta}``."""
+protocol, several seeds, as one JSON-able result ``{dataset, source, device, protocol, runs, meta}``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -111,13 +111,13 @@ def run_compare(
             for seed in seed_list for name in models]
     runs, statuses = [run for run, _ in done], [status for _, status in done]
     protocol = dict(BLOG_PROTOCOL, epochs=n_epochs)
-    meta = make_meta(info, dev, prof, seeds=seed_list, train_limit=info.n_train, test_limit=info.n_test,
+    meta = make_meta(info, dev, prof, protocol="blog" if prof.name == "full" else prof.name, seeds=seed_list, train_limit=info.n_train, test_limit=info.n_test,
                      note=info.note, run_status=statuses, shuffle=True,
                      blog_protocol_exact=bool(info.full and info.dataset == "mnist" and n_epochs == 30))
     # the offline fallback is labelled "mnist" by load_data; the result says plainly it is the sample
     dataset_label = "sample" if info.dataset == "mnist" and info.source.startswith("sample") else info.dataset
-    return {"dataset": dataset_label, "source": info.source, "device": str(dev), "profile": prof.name,
-            "protocol": protocol, "runs": runs, "meta": meta}
+    return {"dataset": dataset_label, "source": info.source, "device": str(dev), "protocol": protocol, "runs": runs,
+            "meta": meta}
 
 
 def _train_one(name: str, seed: int, data: Data, n_epochs: int, dev: torch.device,

@@ -102,3 +102,42 @@ def plot_sweep_depth(result: dict, name: str | None = "01_depth", title: str = "
         ax.legend(fontsize=8)
     fig.suptitle(title or _label(result), fontsize=9)
     return finish_figure(fig, name=name)
+
+
+# (centre x, centre y, width, height) of F1, F2, F3: on the left each class moves, on the right each holds the last
+_CLASSES = {"non-nested: F3 is the biggest, yet its best\nis farther from f* than F2's":
+            [(0.0, 0.0, 2.0, 1.4), (1.4, 1.3, 2.0, 1.4), (-0.8, 2.5, 3.6, 1.4)],
+            "nested: each class contains the last, so its\nbest is never farther from f*":
+            [(0.0, 0.0, 2.0, 1.4), (0.5, 0.3, 3.6, 2.5), (0.9, 0.6, 5.2, 3.6)]}
+_TARGET = (2.6, 1.4)  # f*, the function we would like to find
+
+
+def _closest_in_ellipse(cx: float, cy: float, w: float, h: float, point: tuple[float, float]) -> np.ndarray:
+    """The point of the filled ellipse nearest to ``point`` (``point`` itself if inside), by dense sampling."""
+    r, t = np.meshgrid(np.linspace(0, 1, 200), np.linspace(0, 2 * np.pi, 720))
+    xy = np.stack([cx + r.ravel() * w / 2 * np.cos(t.ravel()), cy + r.ravel() * h / 2 * np.sin(t.ravel())], 1)
+    return xy[np.argmin(np.hypot(*(xy - point).T))]
+
+
+def plot_nested_classes(name: str | None = "01_nested_classes"):
+    """d2l's picture: three function classes F1, F2, F3 of growing size and f*. Only when each class contains the
+    last (right) can the best function in the bigger class not be farther from f* than before."""
+    from matplotlib.patches import Ellipse
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    for ax, (title, classes) in zip(axes, _CLASSES.items()):
+        for i, (cx, cy, w, h) in enumerate(classes):
+            ax.add_patch(Ellipse((cx, cy), w, h, fill=False, lw=1.6, color=COLORS["plain"], ls=("-", "--", ":")[i]))
+            best = _closest_in_ellipse(cx, cy, w, h, _TARGET)
+            distance = float(np.hypot(*(best - _TARGET)))
+            ax.plot(*zip(best, _TARGET), color="gray", lw=0.7)
+            ax.plot(*best, "o", color=COLORS["plain"], ms=4)
+            ax.text(cx, cy + h / 2 + 0.05, f"F{i + 1}", fontsize=10, ha="center")
+            ax.text(0.98, 0.03 + 0.06 * (2 - i), f"best in F{i + 1}: distance {distance:.2f} to f*", fontsize=8,
+                    transform=ax.transAxes, ha="right")
+        ax.plot(*_TARGET, "*", color=COLORS["residual"], ms=14)
+        ax.text(_TARGET[0] + 0.15, _TARGET[1] + 0.1, "f*", fontsize=11)
+        ax.set(xlim=(-2.8, 4.4), ylim=(-2.5, 3.6), aspect="equal", xticks=[], yticks=[])
+        ax.set_title(title, fontsize=10)
+    axes[0].set_xlabel("dots: the function of each class closest to f* (after d2l's nested function classes)",
+                       fontsize=8, loc="left")
+    return finish_figure(fig, name=name)

@@ -163,7 +163,7 @@ def plot_gradient_flow(flow: dict[str, list[float]], name: str | None = "01_grad
                        quantity: str = "gradient norm of the layer's weights"):
     """One panel per regime: gradient norm per layer (log scale) of every net, with its first / last conv ratio."""
     regimes = list(dict.fromkeys(label.split(", ", 1)[1] for label in flow))
-    fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes), 5.4), squeeze=False)
     for ax, regime in zip(axes[0], regimes):
         nets = [k for k in flow if k.endswith(f", {regime}")]
         plain = [k for k in nets if k.startswith("plain")]
@@ -174,10 +174,17 @@ def plot_gradient_flow(flow: dict[str, list[float]], name: str | None = "01_grad
                 dict(lw=1.6, ls="-", marker="o", ms=3, mfc="white")
             ax.plot(range(1, len(norms) + 1), norms, color=COLORS["plain" if label in plain else "residual"],
                     label=f"{label.split(',')[0]} ({ratio})", **style)
-        ax.set(yscale="log", xlabel="layer (1 = next to the input)", title=regime)
+        ax.set(yscale="log", xlabel="layer (1 = next to the input)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below the panel: off the data
+    bn = [ax for ax, regime in zip(axes[0], regimes) if regime.startswith("BN")]  # BN panels: one shared range
+    for ax in bn:
+        ax.set_ylim(min(a.get_ylim()[0] for a in bn), max(a.get_ylim()[1] for a in bn))
+    for ax, regime in zip(axes[0], regimes):
+        low, high = math.floor(math.log10(ax.get_ylim()[0])), math.ceil(math.log10(ax.get_ylim()[1]))
+        ax.set_title(f"{regime}\ny-axis 1e{low} to 1e{high}" + (" (both BN panels)" if ax in bn else ""),
+                     fontsize=10)
     axes[0][0].set_ylabel(quantity)
-    fig.suptitle(title or "Gradient norms at initialisation, one batch of 128 real digits (MNIST sample), seed 0",
-                 fontsize=10)
+    fig.suptitle(title or "Gradient norms at initialisation, one batch of 128 real digits (MNIST sample), seed 0; "
+                          "the panels' y-ranges differ: compare slopes, not heights", fontsize=10)
     return finish_figure(fig, name=name)

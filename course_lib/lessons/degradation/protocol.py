@@ -6,8 +6,8 @@ from torch import nn
 from ...errors import ConfigError
 from ...models import plain_net, residual_net
 
-# The blog's protocol: SGD at a constant lr of 0.1 without momentum (momentum 0.9 at this lr made the residual
-# nets degrade too; He et al. used momentum 0.9, weight decay and lr steps).
+# From the blog: plain SGD, constant lr 0.1, no momentum. Not the blog's: batch 128 (it uses 64), BatchNorm, these
+# nets. He et al. used momentum 0.9, weight decay and lr steps.
 # A constant lr makes a run of N steps exactly the first N steps of a longer run with the same seed, so one
 # run gives every budget of the sweep (see sweep.train_depth_net, and the test that checks it).
 PROTOCOL = dict(width=16, batch_norm=True, lr=0.1, batch_size=128, momentum=0.0, final_fraction=0.2)

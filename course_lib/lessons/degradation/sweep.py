@@ -215,8 +215,7 @@ def degradation_verdict(result: dict) -> dict:
         per_seed.append(dict(seed=seed, plain_deepest=deep, plain_reference=ref, residual_deepest=res,
                              gap=deep - ref, gap_small=gap_small, deeper_plain_is_worse=bool(deep - ref > spread),
                              residual_is_better=bool(res < deep),
-                             gap_widened=bool(deep - ref >= gap_small) if two else None,
-                             gap_kept=bool(deep - ref >= gap_small / 2) if two else None))
+                             gap_widened=bool(deep - ref >= gap_small) if two else None))
     holds = all(p["deeper_plain_is_worse"] and p["residual_is_better"] and p["gap_widened"] is not False
                 for p in per_seed) and (welch_p is None or welch_p < ALPHA)
     return dict(holds=bool(per_seed) and holds, deepest=deepest, reference_depth=reference, budgets=budgets,
@@ -239,8 +238,7 @@ def print_verdict(result: dict) -> None:
                 f"{yes[p['deeper_plain_is_worse']]}); residual-{d} {p['residual_deepest']:.3f} (below plain-{d}: "
                 f"{yes[p['residual_is_better']]})")
         if p["gap_widened"] is not None:
-            line += (f"; gap at {small} steps {p['gap_small']:.3f} (not narrower: {yes[p['gap_widened']]}; "
-                     f"at least half: {yes[p['gap_kept']]})")
+            line += f"; gap at {small} steps {p['gap_small']:.3f} (not narrower: {yes[p['gap_widened']]})"
         print(line)
     if not v["holds"]:
         print("degradation NOT shown for every seed")
@@ -274,9 +272,6 @@ def print_catch_up(result: dict) -> None:
 def print_trained_gradients(result: dict) -> None:
     """First-conv / last-conv weight-gradient norm of the trained nets at every budget (geometric mean over seeds)."""
     runs = [r for r in result["runs"] if r.get("gradient_ratio")]
-    if not runs:
-        print("this result has no gradient ratios of the trained nets (it was saved before they were measured)")
-        return
     print("first conv / last conv weight-gradient norm after training (geometric mean over seeds [min, max])")
     for steps in budget_steps(result):
         print(f"after {steps} SGD steps:")

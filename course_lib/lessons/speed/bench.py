@@ -26,11 +26,11 @@ from ...training import fast_speed_options, seed_everything
 PLAIN = dict(amp=False, channels_last=False, compile=False)  # the blog's model settings: fp32, NCHW, eager
 BENCH_DATASETS = ("sample", "fashion", "mnist")
 
-# Notebook 06's live sizes: bench steps and rounds, images through data_work, and bench steps on a GPU.
+# Notebook 06's live sizes: bench steps and rounds, and images through data_work.
 SETTINGS = {
-    "smoke": dict(bench_steps=6, bench_rounds=2, data_images=256, gpu_steps=40),
-    "cpu": dict(bench_steps=80, bench_rounds=4, data_images=2048, gpu_steps=400),
-    "full": dict(bench_steps=150, bench_rounds=5, data_images=4000, gpu_steps=400),
+    "smoke": dict(bench_steps=6, bench_rounds=2, data_images=256),
+    "cpu": dict(bench_steps=80, bench_rounds=4, data_images=2048),
+    "full": dict(bench_steps=150, bench_rounds=5, data_images=4000),
 }
 
 
@@ -228,70 +228,3 @@ def format_bench(result: dict, show_load: bool = True) -> str:
     return "\n".join(lines)
 
 
-EPOCH_SIZES = {"60,000 images (MNIST or Fashion-MNIST)": 60_000, "4,000 images (the sample)": 4_000}
-
-
-def epoch_times(bench_result: dict, sizes: dict[str, int] | None = None) -> list[dict]:
-    """Each contender's seconds of training per epoch of each size: ``[{name, kind, images_per_s, label: s, ...}]``."""
-    sizes = EPOCH_SIZES if sizes is None else sizes
-    return [dict(name=row["name"], kind=row["kind"], images_per_s=row["images_per_s"],
-                 **{label: n / row["images_per_s"] for label, n in sizes.items()})
-            for row in bench_result["pipelines"] + bench_result["variants"]]
-
-
-def format_epoch_times(rows: list[dict]) -> str:
-    """:func:`epoch_times` as a text table: one contender a line, one column per epoch size."""
-    labels = [k for k in rows[0] if k not in ("name", "kind", "images_per_s")]
-    lines = [f"{'':<62}{'img/s':>8}" + "".join(f"{label.split(' (')[0]:>16}" for label in labels)]
-    for r in rows:
-        name = ("model only: " if r["kind"] == "model only" else "") + r["name"]
-        lines.append(f"{name[:61]:<62}{r['images_per_s']:>8,.0f}" + "".join(f"{r[k]:>15.1f}s" for k in labels))
-    return "\n".join(lines)
-
-
-def gpu_result(folder=None) -> dict | None:
-    """The newest saved ``results/*gpu*.json`` as ``{file, device_name, date, result}``; None when there is none."""
-    found = []
-    for path in sorted(Path(folder).glob("*gpu*.json")) if folder else result_files("*gpu*.json"):
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        env = result.get("environment") or result.get("machine") or {}
-        meta = result.get("meta") or {}
-        device_name = env.get("device_name") or env.get("gpu") or meta.get("device_name")  # "gpu": older bench
-        if device_name:
-            found.append(dict(file=path.name, device_name=device_name,
-                              date=meta.get("date") or result.get("date"), result=result))
-    return max(found, key=lambda f: str(f["date"])) if found else None
-
-
-def format_gpu_result(saved: dict) -> str:
-    """A saved GPU result with its device and date: a ``bench`` table, or ``gpu-protocol``'s seconds and accuracies."""
-    result = saved["result"]
-    head = f"saved result {saved['file']}, measured on {saved['device_name']}, {saved['date']}:"
-    if "pipelines" in result:
-        return f"{head}\n{format_bench(result, show_load=False)}"
-    lines = [head]
-    for path, block in result.get("paths", {}).items():
-        accs = "; ".join(f"{model} {100 * a['mean']:.2f}% (mean of {len(a['per_seed'])} seed(s))"
-                         for model, a in block.get("accuracy", {}).items())
-        lines.append(f"  {path:5s} path: {block.get('seconds')} s for the whole protocol (first seed); {accs}")
-    return "\n".join(lines)
-
-
-def gpu_measurement(profile: Profile | str | None = None, verbose: bool = True) -> dict | None:
-    """Notebook 06's GPU cell: the benchmark on a CUDA GPU, else the saved GPU result, else what it would measure."""
-    say = print if verbose else (lambda *a, **k: None)
-    if torch.cuda.is_available():
-        result = run_bench("blog-resnet", steps=settings(SETTINGS, profile)["gpu_steps"], device="cuda",
-                           dataset="sample", verbose=False)
-        say(format_bench(result, show_load=False))
-        return result
-    saved = gpu_result()
-    if saved:
-        say(format_gpu_result(saved))
-        return saved
-    say("No CUDA GPU here and no saved GPU result: on a GPU this cell times the blog's pipeline, the course's "
-        "(data on the device, AMP, channels_last, CUDA graphs) and the model alone.")
-    return None

@@ -104,49 +104,6 @@ def bf16_accuracy_study(profile: Profile | str | None = None, retrain: bool = Fa
 LATE_EPOCHS = 10
 
 
-def epoch_swings(result: dict) -> dict:
-    """Per precision, the largest fall of a run's test accuracy from one epoch to the next (``largest_drop``) and
-    the largest max - min of a run over its last :data:`LATE_EPOCHS` epochs (``late_spread``); ``{}`` if shorter."""
-    out = {}
-    for precision in PRECISIONS:
-        curves = [r["test_acc_per_epoch"] for r in result["runs"] if r["precision"] == precision
-                  and len(r.get("test_acc_per_epoch") or []) > LATE_EPOCHS]
-        if curves:
-            out[precision] = dict(
-                largest_drop=max(max(0.0, a[i] - a[i + 1]) for a in curves for i in range(len(a) - 1)),
-                late_spread=max(max(a[-LATE_EPOCHS:]) - min(a[-LATE_EPOCHS:]) for a in curves))
-    return out
-
-
-def format_bf16(result: dict) -> str:
-    """The study as text: per precision the accuracies with Wilson intervals, mean ± sd, seconds; the verdict."""
-    v = result["verdict"]
-    p = result["protocol"]
-    lines = [f"{result['meta']['model']}, {p['epochs']} epochs, batch {p['batch_size']}, SGD lr {p['lr']}, "
-             f"channels_last; {describe(result)}"]
-    for precision in PRECISIONS:
-        row = v[precision]
-        runs = [r for r in result["runs"] if r["precision"] == precision]
-        accs = "  ".join(f"{a:.1%} [{lo:.1%}, {hi:.1%}]" for a, (lo, hi) in zip(row["per_seed"], row["intervals"]))
-        mean = "-" if row["mean"] is None else f"{row['mean']:.2%} ± {row['sd']:.2%}"
-        losses = [r["final_train_loss"] for r in runs if r["final_train_loss"] is not None]
-        loss = f"final train loss {max(losses):.1e} at most" if losses else "no completed run"
-        lines.append(f"  {precision}: {accs}   mean {mean}; {loss}; "
-                     f"{sum(r['seconds'] for r in runs) / max(len(runs), 1):.0f} s per run")
-    swings = epoch_swings(result)
-    if swings:
-        drops = ", ".join(f"{p} {100 * swings[p]['largest_drop']:.1f}" for p in swings)
-        spread = max(100 * swings[p]["late_spread"] for p in swings)
-        lines.append(f"  largest fall of one run's test accuracy from one epoch to the next: {drops} points; "
-                     f"spread of each run over its last {LATE_EPOCHS} epochs: at most {spread:.1f} points")
-    if v.get("p_value") is None:
-        lines.append(f"  verdict: {v['reason']}")
-    else:
-        lines.append(f"  bf16 - fp32 = {100 * v['difference']:+.2f} points; {v['reason']} "
-                     f"(the rule's false-positive rate: {ALPHA:.0%})")
-    return "\n".join(lines)
-
-
 def cpu_bf16_report() -> str:
     """Whether this CPU computes bf16 natively, the features torch reports, and what the fast settings choose."""
     features = cpu_features()

@@ -25,13 +25,6 @@ from .bench import load_average, torch_threads
 MODEL = "blog-resnet"
 BATCH = 64
 
-# seconds: how long each thread count is timed in the notebook; threads: which counts (capped at the cores).
-SETTINGS = {
-    "smoke": dict(seconds=1.0, threads=(2, 1)),
-    "cpu": dict(seconds=8.0, threads=(2, 1)),
-    "full": dict(seconds=10.0, threads=(2, 1)),
-}
-
 # The saved study: (label, processes, threads each, extra environment)
 SCENARIOS = (
     ("one process alone, 2 threads", 1, 2, {}),
@@ -55,33 +48,6 @@ def timed_run(timer: StepTimer, seconds: float, chunk: int = 3) -> TimingResult:
         r = timer.run(chunk)
         steps, images, spent = steps + r.steps, images + r.images, spent + r.seconds
     return TimingResult(steps, images, spent, timer.warmup_seconds)
-
-
-def thread_table(profile: Profile | str | None = None, seconds: float | None = None) -> dict:
-    """Training images/s here at each of ``profile``'s thread counts (at most the cores): ``{rows, meta}``."""
-    cfg = settings(SETTINGS, profile)
-    seconds = cfg["seconds"] if seconds is None else seconds
-    cores = choose_threads(threads=1).cores
-    counts = sorted({min(n, cores) for n in cfg["threads"]}, reverse=True)
-    rows = []
-    for n in counts:
-        with torch_threads(n):
-            timer = _timer()
-            timer.warm_up(2)
-            rows.append(dict(threads=n, images_per_s=timed_run(timer, seconds).images_per_s))
-    meta = make_meta(None, torch.device("cpu"), get_profile(profile), model=MODEL, batch_size=BATCH,
-                     seconds_each=seconds, usable_cores=cores)
-    return dict(rows=rows, meta=meta)
-
-
-def format_thread_table(result: dict) -> str:
-    """:func:`thread_table` as text, each thread count's speed also relative to the first row."""
-    rows = result["rows"]
-    lines = [f"{MODEL + f', batch {BATCH}, this process alone':<44}{'img/s':>8}{'vs first':>10}"]
-    for r in rows:
-        lines.append(f"{r['threads']} thread{'s' * (r['threads'] > 1):<36}   {r['images_per_s']:>8,.0f}"
-                     f"{r['images_per_s'] / rows[0]['images_per_s']:>9.2f}x")
-    return "\n".join(lines)
 
 
 def run_child(threads: int, seconds: float, start_at: float) -> None:
@@ -144,13 +110,3 @@ def format_busy(result: dict) -> str:
         lines.append(f"{r['scenario']:<66}{each:>20}{r['total']:>8,.0f}")
     return "\n".join(lines)
 
-
-def show_saved_busy(name: str = "06_busy_machine") -> dict | None:
-    """Print the saved study ``results/NAME.json`` and return it; without one, print the command that measures it."""
-    result = load_result(name)
-    if result is None:
-        print("No saved result yet: `python -m course_lib busy --seconds 20` measures it on this machine "
-              "(about 2.5 minutes; close other programs first).")
-        return None
-    print(format_busy(result))
-    return result

@@ -31,22 +31,3 @@ def plot_throughput(bench_result: dict, name: str | None = "06_throughput"):
     ax.grid(alpha=0.3, axis="x")
     return finish_figure(fig, name=name)
 
-
-def plot_bf16(result: dict, name: str | None = "06_bf16_accuracy"):
-    """Test accuracy per epoch of every run of a bf16 study: fp32 left, bf16 right, one line style per seed."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    styles = ["-", "--", ":", "-."]
-    curves = [r for r in result["runs"] if r.get("test_acc_per_epoch")]
-    for ax, precision in zip(axes, ("fp32", "bf16")):
-        for r in (r for r in curves if r["precision"] == precision):
-            acc = [100 * a for a in r["test_acc_per_epoch"]]
-            ax.plot(range(1, len(acc) + 1), acc, color=color_for(result["meta"]["model"]), lw=1.3,
-                    ls=styles[r["seed"] % len(styles)], label=f"seed {r['seed']}: {acc[-1]:.1f}% at the end")
-        ax.set(xlabel="epoch", title=precision if precision == "fp32" else "bf16 autocast")
-        ax.legend(fontsize=7, loc="lower right")
-        ax.grid(alpha=0.3)
-    low = min((100 * min(r["test_acc_per_epoch"]) for r in curves), default=0)
-    axes[0].set(ylabel="test accuracy (%)", ylim=(max(0, min(low, 90) - 1), 100))
-    return finish_figure(fig, f"{result['meta']['model']}, both in channels_last; {describe(result)}", name=name)

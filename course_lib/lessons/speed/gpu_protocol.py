@@ -17,6 +17,7 @@ from ...models import build_model
 from ...results import make_meta, write_json
 from ...stats import accuracy_interval, mean_sd
 from ...training import Protocol, SpeedOptions, fast_speed_options, fit, seed_everything
+from .recipe import recipe
 
 PATHS = ("fast", "plain")
 COMPILE_CHOICES = {"auto": None, "off": False, "on": True, "reduce-overhead": "reduce-overhead"}
@@ -35,6 +36,7 @@ class GpuProtocol:
     train_limit: int | None = None
     test_limit: int | None = None
     compile: bool | str | None = None
+    recipe: str | None = None  # None: the blog's protocol; else notebook 06's recipe (blog or sound)
 
     def __post_init__(self):
         bad = [p for p in self.paths if p not in PATHS]
@@ -97,13 +99,13 @@ def path_speed(path: str, device: torch.device, compile: bool | str | None = Non
     return (fast if compile is None else replace(fast, compile=compile)), None
 
 
-def train_one(name: str, data, protocol: Protocol, speed: SpeedOptions) -> dict:
+def train_one(name: str, data, protocol: Protocol, speed: SpeedOptions, model_kwargs: dict | None = None) -> dict:
     """Train model ``name`` once: wall and epoch times, compile+warm-up, final accuracy with its interval, counters."""
     if speed.compile:
         torch.compiler.reset()  # each compiled model starts afresh: its counters and graphs are its own
     before = compile_counters()
     seed_everything(protocol.seed)
-    model = build_model(name)
+    model = build_model(name, **(model_kwargs or {}))
     start = time.perf_counter()
     history = fit(model, data, protocol, speed, progress=False)
     wall = time.perf_counter() - start
@@ -146,8 +148,11 @@ def run_gpu_protocol(config: GpuProtocol, out: str | None = None, verbose: bool 
     data = load_data(config.dataset, train_limit=config.train_limit, test_limit=config.test_limit,
                      verbose=verbose).to(dev)  # once, not once per fit
     env = dict(describe_machine(dev), tf32_defaults=tf32_settings())
-    result = dict(meta=make_meta(data.info, dev, None, experiment="gpu-protocol"), environment=env,
-                  protocol=dict(asdict(Protocol(epochs=config.epochs)), models=list(config.models),
+    settings = recipe(config.recipe) if config.recipe else dict(protocol={}, model={})
+    result = dict(meta=make_meta(data.info, dev, None, experiment="gpu-protocol", recipe=config.recipe),
+                  environment=env,
+                  protocol=dict(asdict(Protocol(epochs=config.epochs, **settings["protocol"])), recipe=config.recipe,
+                                model_settings=settings["model"], models=list(config.models),
                                 seeds=list(config.seeds), dataset=data.info.as_dict()),
                   paths={}, fast_seconds=None, complete=False)
     say(f"[gpu-protocol] {env.get('device_name', dev)}; torch {env['torch']}, CUDA {env['cuda']}, "
@@ -160,7 +165,8 @@ def run_gpu_protocol(config: GpuProtocol, out: str | None = None, verbose: bool 
                 with tf32(tf32_on):
                     block["tf32"] = tf32_settings()
                     try:
-                        record = train_one(name, data, Protocol(epochs=config.epochs, seed=seed), speed)
+                        record = train_one(name, data, Protocol(epochs=config.epochs, seed=seed,
+                                                                **settings["protocol"]), speed, settings["model"])
                     except Exception as err:  # noqa: BLE001 - one failed model is a finding; the others still run
                         first_line = (str(err).splitlines() or [""])[0][:300]
                         record = dict(model=name, seed=seed, status="failed",

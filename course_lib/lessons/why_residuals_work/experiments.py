@@ -282,21 +282,20 @@ def random_deletion_table(result: dict, kept_block: int | None = None) -> str:
 
 def lesion_summary(result: dict, close: float = 0.02) -> str:
     """Per net: intact accuracy, and with one block deleted the mean, worst, best and how many stay within
-    ``close`` of intact; with stored and with recomputed BatchNorm statistics."""
-    lines = []
+    ``close`` of intact, with stored and recomputed BatchNorm statistics; then the residual net against Veit et al."""
+    lines, held = [], {}
     for kind in ("plain", "residual"):
-        r = result[kind]
         lines.append(f"{kind} net")
-        for key, base, label in (("single", "intact", "stored BN statistics"),
-                                 ("single_bn", "intact_bn", "BN recomputed")):
-            if not r.get(key):
-                continue
-            single, intact = np.array(r[key]), r[base]
-            near = int((single >= intact - close).sum())
-            lines.append(f"  {label:20s} intact {intact:.1%} | one block deleted: mean {single.mean():.1%}, "
-                         f"worst {single.min():.1%} (block {int(single.argmin())}), best {single.max():.1%}, "
-                         f"{near} of {len(single)} within {close * 100:.0f} points of intact")
-    return "\n".join(lines)
+        for key, base, label in (("single", "intact", "stored BN statistics"), ("single_bn", "intact_bn", "BN recomputed")):
+            if result[kind].get(key):
+                single, intact = np.array(result[kind][key]), result[kind][base]
+                held[kind, key] = f"{int((single >= intact - close).sum())} of {len(single)}"
+                lines.append(f"  {label:20s} intact {intact:.1%} | one block deleted: mean {single.mean():.1%}, "
+                             f"worst {single.min():.1%} (block {int(single.argmin())}), best {single.max():.1%}, "
+                             f"{held[kind, key]} within {close * 100:.0f} points of intact")
+    return "\n".join(lines + [f"Veit et al.'s test, residual net: {held['residual', 'single']} single deletions hold "
+                               f"with the stored statistics (their protocol), "
+                               f"{held.get(('residual', 'single_bn'), 'not measured')} with recomputed ones"])
 
 
 def paths_net(models: dict[str, nn.Module], data: Data, profile: Profile | str | None = None, device="auto",

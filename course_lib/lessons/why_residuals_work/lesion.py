@@ -190,7 +190,7 @@ def _finish(fig, title: str, name: str | None):
 def plot_single_deletions(result: dict, name: str | None = "05_single_deletions", title: str = ""):
     """One bar chart per net of a lesion study's result: test accuracy with each block deleted alone."""
     kinds = [k for k in ("plain", "residual") if k in result]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         r = result[kind]
         blocks = np.arange(len(r["single"]))  # numbered from 0, as model.body[i]
@@ -203,7 +203,7 @@ def plot_single_deletions(result: dict, name: str | None = "05_single_deletions"
         ax.axhline(100 * r["intact"], color=COLORS[kind], lw=1, ls="--", label=f"intact: {r['intact']:.1%}")
         ax.axhline(100 * CHANCE, color=COLORS["neutral"], lw=1, ls=":", label="chance (10%)")
         ax.set(xlabel="deleted block (model.body[i])", ylabel="test accuracy (%)", title=f"{kind} net", ylim=(0, 100), xticks=blocks)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: bars reach 0
     return _finish(fig, title, name)
 
 
@@ -243,14 +243,14 @@ def plot_path_lengths(paths: dict, name: str | None = "05_paths", title: str = "
     """Veit et al.'s Figure 6 for :func:`gradient_by_path_length`'s result: (a) paths per length, (b) gradient
     along one path of length k, (c) the summed per-path norms of each length as a share of all."""
     k = np.array(paths["lengths"])
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 4.0))
     a.bar(k, paths["paths"], color=COLORS["neutral"])
     a.set(xlabel="path length k", ylabel="number of paths", title=f"(a) C({paths['n']}, k) paths of length k")
     b.semilogy(k, paths["per_path"], marker="o", color=COLORS["residual"])
     b.set(xlabel="path length k", ylabel="mean gradient norm", title="(b) gradient along one path")
     c.bar(k, 100 * np.array(paths["share"]), color=COLORS["residual"], label="share of the summed path norms")
     c.plot(k, 100 * np.array(paths["path_share"]), "o--", color=COLORS["neutral"], label="share of paths")
-    c.legend(fontsize=8)
+    c.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: bars fill the panel
     c.set(xlabel="path length k", ylabel="share of summed per-path norms (%)", title="(c) all paths of length k")
     for ax in (a, b, c):
         ax.set_xticks(k)
