@@ -37,19 +37,12 @@ class ThreadChoice:
 
     @property
     def line(self) -> str:
-        """The one line every notebook prints, e.g. ``threads: 1 of 2 cores (the other is busy; ...)``."""
-        head = f"threads: {self.threads} of {self.cores} core{'s' * (self.cores != 1)}"
-        if self.source == "env":
-            return f"{head} (set by {THREADS_ENV}={self.threads})"
-        if self.source == "argument":
-            return f"{head} (set by setup(threads={self.threads}))"
-        if self.source == "no load average":
-            return f"{head} (this system reports no load; set {THREADS_ENV}=N to choose)"
-        busy = self.cores - self.threads
-        if busy == 0:
-            return f"{head} (all free; set {THREADS_ENV}=N to override)"
-        who = "the other is" if self.cores == 2 else "1 is" if busy == 1 else f"{busy} are"
-        return f"{head} ({who} busy; set {THREADS_ENV}={self.cores} to override)"
+        """The one line every notebook prints, facts only: ``threads: 1 (of 2 cores); COURSE_THREADS=N sets it``."""
+        head = f"threads: {self.threads} (of {self.cores} core{'s' * (self.cores != 1)})"
+        if self.source in ("env", "argument"):
+            where = f"{THREADS_ENV}={self.threads}" if self.source == "env" else f"setup(threads={self.threads})"
+            return f"{head}, set by {where}"
+        return f"{head}; {THREADS_ENV}=N sets it"
 
 
 def _usable_cores() -> int:

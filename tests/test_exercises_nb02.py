@@ -198,3 +198,18 @@ def test_the_output_check_matches_other_layer_names_by_shape():
             return self.conv2(F.relu(self.bn2(self.conv1(pre)))) + shortcut
 
     assert check_preact_block(Renamed).passed
+
+
+def test_notebook_02_neither_shows_nor_runs_the_solution():
+    """The solution lives in course_lib.exercises.nb02 and docs/answers/02.md; the notebook's check reports FAIL."""
+    import json
+    from pathlib import Path
+
+    cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "02_residual_block.ipynb")
+                       .read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(c["source"]) for c in cells]
+    assert not any("Solution" in s for s in sources)
+    checks = [c for c, s in zip(cells, sources) if c["cell_type"] == "code" and "check_preact_block(" in s]
+    assert len(checks) == 1
+    printed = json.dumps(checks[0]["outputs"])
+    assert "not implemented yet" in printed and "PASS" not in printed

@@ -192,3 +192,19 @@ def test_saved_curves_end_at_the_final_numbers(saved):
         assert len(r["curve"]["test_acc"]) == r["epochs"] == rc.FULL_EPOCHS
         assert r["curve"]["test_acc"][-1] == r["test_acc"] and r["curve"]["train_loss"][-1] == r["final_train_loss"]
         assert r["steps"] == math.ceil(60_000 / rc.recipe(r["recipe"])["protocol"]["batch_size"]) * r["epochs"]
+
+
+def test_gpu_protocol_runs_a_recipe_and_records_it(tmp_path):
+    out = tmp_path / "gpu.json"
+    assert main(["gpu-protocol", "--dataset", "sample", "--device", "cpu", "--models", "resnet20", "--recipe", "sound",
+                 "--epochs", "1", "--seeds", "1", "--paths", "plain", "--train-limit", "128", "--test-limit", "64",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"]["recipe"] == "sound" and result["protocol"]["schedule"] == "cosine"
+    assert result["protocol"]["model_settings"] == rc.recipe("sound")["model"]
+    assert result["paths"]["plain"]["runs"][0]["status"] == "completed"
+
+
+def test_format_gpu_reads_the_saved_timings():
+    text = rc.format_gpu()
+    assert text.count("recipe:") == 2 and "fast is" in text

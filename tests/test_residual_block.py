@@ -24,30 +24,22 @@ def test_blog_first_block_has_exactly_the_two_defects(x):
     block = bm.BlogFirstBlock(16, 16, stride=2)
     assert hasattr(block, "main_path") and not hasattr(block, "conv1") and not hasattr(block, "conv2")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in block.modules())  # as in the blog: no BatchNorm
-    assert all(m.stride == (1, 1) for m in block.modules() if isinstance(m, nn.Conv2d))  # stride never used
+    assert block.main_path[0].stride == (2, 2)  # as in the blog, main_path passes stride=stride to its first conv
     with pytest.raises(AttributeError, match="conv1"):
         block(x)
     assert bm.try_forward(block, x) == "AttributeError: 'BlogFirstBlock' object has no attribute 'conv1'"
     source = bm.source_of(bm.BlogFirstBlock)
-    assert "residual" not in source and "F.relu(x + out)" in source and "stride" in source
+    assert "residual" not in source and "F.relu(x + out)" in source and "stride=stride" in source
 
 
-def test_blog_block_with_names_fixed_ignores_the_stride_silently(x):
-    block = bm.BlogFirstBlockNamesFixed(16, 16, stride=2)
+def test_names_fixed_the_shortcut_without_projection_fails_when_the_shape_changes(x):
+    block = bm.BlogFirstBlockNamesFixed(16, 16)
     with torch.no_grad():
         assert torch.equal(block(x), torch.relu(x + block.main_path(x)))  # relu(x + conv2(relu(conv1(x))))
-    assert bm.try_forward(bm.BlogFirstBlockNamesFixed(16, 16), x) == "ok: (2, 16, 12, 12) -> (2, 16, 12, 12)"
-    wrong = bm.try_forward(block, x, expect=bm.expected_shape(x, 16, 2))
-    assert wrong == "no error, but WRONG SHAPE: (2, 16, 12, 12) -> (2, 16, 12, 12), expected (2, 16, 6, 6)"
-    with pytest.raises(RuntimeError, match="must match the size.*dimension 1"):
-        bm.BlogFirstBlockNamesFixed(16, 32)(x)  # more channels: x + out cannot be added
-
-
-@pytest.mark.parametrize("c_out, stride, dim", [(16, 2, "dimension 3"), (32, 1, "dimension 1"), (32, 2, "dimension")])
-def test_using_the_stride_without_a_projection_fails_when_the_shape_changes(x, c_out, stride, dim):
-    assert bm.try_forward(bm.BlogFirstBlockStrideUsed(16, 16), x) == "ok: (2, 16, 12, 12) -> (2, 16, 12, 12)"
-    with pytest.raises(RuntimeError, match=f"must match the size.*{dim}"):
-        bm.BlogFirstBlockStrideUsed(16, c_out, stride)(x)
+    assert bm.try_forward(block, x) == "ok: (2, 16, 12, 12) -> (2, 16, 12, 12)"
+    for c_out, stride, dim in [(16, 2, "dimension 3"), (32, 1, "dimension 1"), (32, 2, "dimension 3")]:
+        with pytest.raises(RuntimeError, match=f"must match the size.*{dim}"):
+            bm.BlogFirstBlockNamesFixed(16, c_out, stride)(x)  # x is added unchanged: no projection
 
 
 def test_block_kinds_shows_that_block_and_shortcut_are_separate_choices():
@@ -160,6 +152,9 @@ def test_gradient_vs_depth_plain_vanishes_residual_does_not(tmp_path, monkeypatc
     monkeypatch.setenv("COURSE_FIGURES_DIR", str(tmp_path))
     fig = bm.plot_gradient_vs_depth([no_bn, with_bn], name="02_test_gradient")
     assert (tmp_path / "02_test_gradient.png").stat().st_size > 1000
+    assert fig.axes[0].get_xscale() == "linear" and fig.axes[0].get_yscale() == "log"  # a constant factor: a line
+    assert [ax.get_title() for ax in fig.axes] == ["without BatchNorm", "with BatchNorm"]
+    assert "own y range" in fig._suptitle.get_text()
     colours = {line.get_label().split(":")[0]: line.get_color() for line in fig.axes[0].get_lines()}
     assert colours == {"plain": COLORS["plain"], "residual": COLORS["residual"]}  # the course's colour table
     plt.close(fig)
@@ -269,8 +264,9 @@ def test_preact_net_and_the_original_vs_preact_sweep(tmp_path, monkeypatch):
         bm.preact_net(9)
     torch.manual_seed(0)
     digits, labels = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
-    sweep = bm.gradient_vs_depth(digits, labels, blocks=(1, 16), seeds=(0,), nets=bm.ORIGINAL_VS_PREACT, through=True)
-    assert sweep["kinds"] == ["residual", "preact"] and sweep["through"]
+    at_input = bm.gradient_vs_depth(digits, labels, blocks=(1, 16), seeds=(0,), nets=bm.ORIGINAL_VS_PREACT)
+    sweep = bm.through_blocks(at_input)
+    assert sweep["kinds"] == ["residual", "preact"] and sweep["through"] and not at_input["through"]
     g_in, g_out = bm.gradient_through_body(bm.preact_net(6).double(), digits.double(), labels)
     assert g_in > 0 and g_out > 0
     # through 16 blocks, the original block scales the gradient up more than the pre-activation block does
@@ -280,5 +276,5 @@ def test_preact_net_and_the_original_vs_preact_sweep(tmp_path, monkeypatch):
     colours = {line.get_label().split(":")[0]: line.get_color() for line in fig.axes[0].get_lines()
                if ":" in line.get_label()}
     assert colours == {"residual": COLORS["residual"], "preact": COLORS["preact"]}
-    assert "through the blocks" in fig.axes[0].get_title()
+    assert "through the L blocks" in fig.axes[0].get_title()
     plt.close(fig)

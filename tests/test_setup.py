@@ -42,25 +42,26 @@ def test_threads_follow_the_free_cores(machine, cores, load, threads):
     assert (choice.threads, choice.cores, choice.source) == (threads, cores, "load")
 
 
-def test_the_printed_line_says_why(machine):
+def test_the_printed_line_states_facts_not_the_load(machine):
     machine(2, 1.3)
-    assert choose_threads().line == "threads: 1 of 2 cores (the other is busy; set COURSE_THREADS=2 to override)"
+    assert choose_threads().line == "threads: 1 (of 2 cores); COURSE_THREADS=N sets it"
     machine(2, 0.1)
-    assert choose_threads().line == "threads: 2 of 2 cores (all free; set COURSE_THREADS=N to override)"
+    assert choose_threads().line == "threads: 2 (of 2 cores); COURSE_THREADS=N sets it"
     machine(8, 3.0)
-    assert choose_threads().line == "threads: 5 of 8 cores (3 are busy; set COURSE_THREADS=8 to override)"
+    assert choose_threads().line == "threads: 5 (of 8 cores); COURSE_THREADS=N sets it"
     machine(4, None)  # Windows: no load average, so every core
     choice = choose_threads()
-    assert choice.threads == 4 and "reports no load" in choice.line
+    assert choice.threads == 4 and choice.line == "threads: 4 (of 4 cores); COURSE_THREADS=N sets it"
+    assert "busy" not in choice.line and "load" not in choice.line
 
 
 def test_overrides_env_then_argument(machine, monkeypatch):
     machine(2, 1.9)  # busy: the guess would be 1
     monkeypatch.setenv(THREADS_ENV, "2")
-    assert choose_threads().line == "threads: 2 of 2 cores (set by COURSE_THREADS=2)"
+    assert choose_threads().line == "threads: 2 (of 2 cores), set by COURSE_THREADS=2"
     choice = choose_threads(threads=1)  # the argument wins over the environment
     assert (choice.threads, choice.source) == (1, "argument")
-    assert choice.line == "threads: 1 of 2 cores (set by setup(threads=1))"
+    assert choice.line == "threads: 1 (of 2 cores), set by setup(threads=1)"
 
 
 @pytest.mark.parametrize("bad", ["0", "two", "-1", "1.5"])
@@ -86,7 +87,7 @@ def test_setup_sets_torch_threads_and_denormals_and_prints_one_line(machine, cap
     assert torch.get_num_threads() == 1 and result.device.type == "cpu"
     assert torch.tensor([1e-40]).item() == 0.0  # setup flushes denormal floats to zero, as fit does
     thread_lines = [line for line in out.splitlines() if "thread" in line]
-    assert thread_lines == ["threads: 1 of 2 cores (the other is busy; set COURSE_THREADS=2 to override)"]
+    assert thread_lines == ["threads: 1 (of 2 cores); COURSE_THREADS=N sets it"]
     setup(load=False, device="cpu", threads=2)
     assert torch.get_num_threads() == 2
-    assert "threads: 2 of 2 cores (set by setup(threads=2))" in capsys.readouterr().out
+    assert "threads: 2 (of 2 cores), set by setup(threads=2)" in capsys.readouterr().out

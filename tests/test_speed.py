@@ -65,14 +65,6 @@ def test_data_work_times_every_stage_of_both_pipelines(tiny):
         data_work.data_work_per_image(tiny, images=10)
 
 
-def test_cpu_bf16_report_follows_what_torch_reports(monkeypatch):
-    for native in (True, False):  # a CPU that reports bf16 dot products, or not
-        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda n=native: {"avx512_bf16": n}, raising=False)
-        text = bf16_study.cpu_bf16_report()
-        assert f"native bf16 on this CPU: {'yes' if native else 'no'}" in text
-        assert ("amp='bf16'" if native else "amp=False") in text and "channels_last=True" in text
-
-
 # --------------------------------------------------------------------------- threads on a busy machine
 
 

@@ -45,16 +45,17 @@ def test_bad_settings_raise(depth, scale):
 def test_explorer_is_a_real_ipywidget_that_redraws_on_slider_change():
     open_before = matplotlib.pyplot.get_fignums()
     w = widgets.explorer(depth=12, weight_scale=0.5)
-    assert isinstance(w, ipywidgets.interactive)
-    depth_slider, scale_slider = w.kwargs_widgets
+    assert isinstance(w, ipywidgets.VBox)
+    depth_slider, scale_slider, image = w.children
     assert isinstance(depth_slider, ipywidgets.IntSlider) and isinstance(scale_slider, ipywidgets.FloatSlider)
     assert (depth_slider.min, depth_slider.max, scale_slider.value) == (1, widgets.MAX_DEPTH, 0.5)
-    assert isinstance(w.children[-1], ipywidgets.Output)
+    assert isinstance(image, ipywidgets.Image) and image.value[:4] == b"\x89PNG"  # drawn at once, no Output widget
     bundle = w._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and "text/plain" in bundle
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+    before = image.value
     depth_slider.value = 40
-    assert w.kwargs == {"depth": 40, "weight_scale": 0.5}
+    assert image.value != before  # a slider change redraws the picture
     assert matplotlib.pyplot.get_fignums() == open_before  # each redraw closes its figure
 
 

@@ -102,26 +102,31 @@ def gradient_through_body(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float
 
 
 def gradient_vs_depth(x: Tensor, y: Tensor, blocks: Sequence[int], seeds: Sequence[int] = (0,),
-                      batch_norm: bool = True, width: int = 16, nets: dict | None = None,
-                      through: bool = False) -> dict:
+                      batch_norm: bool = True, width: int = 16, nets: dict | None = None) -> dict:
     """The gradient norm at the input of L blocks for each L in ``blocks``, per seed, in float64 nets of each kind
-    of ``nets`` (default :data:`PLAIN_VS_RESIDUAL`); ``through=True``: input norm / output norm instead.
-    ``{"blocks", "batch_norm", "through", "kinds", "formulas", kind: [[value per seed] per L], ...}``."""
+    of ``nets`` (default :data:`PLAIN_VS_RESIDUAL`), and under ``"in/out"`` the input norm / output norm.
+    ``{"blocks", "batch_norm", "through": False, "kinds", "formulas", kind: [[value per seed] per L], "in/out"}``."""
     nets = nets or PLAIN_VS_RESIDUAL
     x = x.double()
-    result = {"blocks": list(blocks), "batch_norm": batch_norm, "through": through, "kinds": list(nets),
-              "formulas": {kind: formula for kind, (_, formula) in nets.items()}}
+    result = {"blocks": list(blocks), "batch_norm": batch_norm, "through": False, "kinds": list(nets),
+              "formulas": {kind: formula for kind, (_, formula) in nets.items()}, "in/out": {}}
     for kind, (builder, _) in nets.items():
-        result[kind] = []
+        result[kind], result["in/out"][kind] = [], []
         for n_blocks in blocks:
-            values = []
+            pairs = []
             for seed in seeds:
                 torch.manual_seed(seed)
-                model = builder(2 * n_blocks + 2, width=width, batch_norm=batch_norm).double()
-                g_in, g_out = gradient_through_body(model, x, y)
-                values.append(g_in / g_out if through else g_in)
-            result[kind].append(values)
+                pairs.append(gradient_through_body(builder(2 * n_blocks + 2, width=width, batch_norm=batch_norm)
+                                                   .double(), x, y))
+            result[kind].append([g_in for g_in, _ in pairs])
+            result["in/out"][kind].append([g_in / g_out for g_in, g_out in pairs])
     return result
+
+
+def through_blocks(result: dict) -> dict:
+    """``result`` of :func:`gradient_vs_depth` read as how much the L blocks scale the gradient on its way through
+    them: each value is ||gradient at their input|| / ||gradient at their output||."""
+    return {**result, **result["in/out"], "through": True}
 
 
 def geometric_mean(values: Sequence[float]) -> float:
@@ -141,7 +146,7 @@ def per_block_factor(result: dict, kind: str) -> float:
 def format_gradient_table(results: Sequence[dict]) -> str:
     """The sweeps of :func:`gradient_vs_depth` side by side (geometric mean over seeds)."""
     def column(r, kind):
-        return kind + (" in/out" if r.get("through") else (" +BN" if r["batch_norm"] else " no BN"))
+        return kind + (" in/out" if r["through"] else (" +BN" if r["batch_norm"] else " no BN"))
 
     header = f"{'blocks L':>9}" + "".join(f"{column(r, kind):>17}" for r in results for kind in r["kinds"])
     lines = [header, "-" * len(header)]
@@ -152,25 +157,25 @@ def format_gradient_table(results: Sequence[dict]) -> str:
 
 
 def plot_gradient_vs_depth(results: Sequence[dict], title: str = "", name: str | None = "02_gradient_vs_depth"):
-    """One log-log panel per :func:`gradient_vs_depth` result: the gradient against the number of blocks."""
+    """One panel per :func:`gradient_vs_depth` result: the gradient (log axis) against the number of blocks (linear
+    axis, where a constant factor per block is a straight line)."""
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for ax, result in zip(axes[0], results):
         for kind in result["kinds"]:
             color = color_for(kind)
             for depth, values in zip(result["blocks"], result[kind]):
                 ax.scatter([depth] * len(values), values, color=color, s=12, alpha=0.5)
-            formula = result["formulas"][kind]
             ax.plot(result["blocks"], [geometric_mean(v) for v in result[kind]], color=color, marker="o",
-                    label=f"{kind}: {formula}")
-        if result.get("through"):
-            panel, ylabel = "through the blocks, at initialisation", "||grad at input|| / ||grad at output||"
+                    label=f"{kind}: {result['formulas'][kind]}")
+        if result["through"]:
+            panel, ylabel = "through the L blocks", "||grad at input|| / ||grad at output||"
             ax.axhline(1.0, color=COLORS["neutral"], lw=0.8, ls=":")
         else:
-            panel = ("at the input of the blocks, with BatchNorm (PyTorch's default init)" if result["batch_norm"]
-                     else "at the input of the blocks, without BatchNorm (PyTorch's default init)")
+            panel = "with BatchNorm" if result["batch_norm"] else "without BatchNorm"
             ylabel = "||dLoss/d(input of the L blocks)||"
-        ax.set(xscale="log", yscale="log", xlabel="number of blocks L (2 convs each)", ylabel=ylabel, title=panel)
-        ax.set_xticks(result["blocks"], [str(b) for b in result["blocks"]])
+        ax.set(yscale="log", xlabel="number of blocks L (2 convs each)", ylabel=ylabel, title=panel)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best")
+    if len(results) > 1:
+        title += ("\n" if title else "") + "each panel has its own y range"
     return finish_figure(fig, title, name)

@@ -8,6 +8,7 @@ plain and a residual stack of the *same* fully connected layers, live with slide
 """
 from __future__ import annotations
 
+import io
 import math
 import numbers
 from typing import Sequence
@@ -76,25 +77,31 @@ def draw_explorer(depth: int, weight_scales: Sequence[float], width: int = 64):
 
 
 def explorer(depth: int = 30, weight_scale: float = 0.5):
-    """The live explorer, an ``ipywidgets.interactive``: sliders for depth (1..100) and weight scale (0.05..2),
-    redrawn when a slider is released."""
+    """The live explorer: sliders for depth (1..100) and weight scale (0.05..2) above the picture, an
+    ``ipywidgets.Image`` redrawn when a slider is released (no Output widget, so a notebook run never waits on it)."""
     import ipywidgets as widgets
 
-    def redraw(depth: int, weight_scale: float) -> None:
+    def png(depth: int, weight_scale: float) -> bytes:
         fig = draw_explorer(depth, (weight_scale,))
-        plt.show()  # inline backend: the figure goes into the interactive's Output widget
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
         plt.close(fig)
+        return buffer.getvalue()
 
-    style = {"description_width": "180px"}
-    layout = widgets.Layout(width="520px")
-    return widgets.interactive(
-        redraw,
-        depth=widgets.IntSlider(value=depth, min=1, max=MAX_DEPTH, step=1, description="depth (layers)",
-                                continuous_update=False, style=style, layout=layout),
-        weight_scale=widgets.FloatSlider(value=weight_scale, min=0.05, max=2.0, step=0.05,
-                                         description="weight scale (1 = He init)", continuous_update=False,
-                                         style=style, layout=layout, readout_format=".2f"),
-    )
+    style, layout = {"description_width": "180px"}, widgets.Layout(width="520px")
+    depth_slider = widgets.IntSlider(value=depth, min=1, max=MAX_DEPTH, step=1, description="depth (layers)",
+                                     continuous_update=False, style=style, layout=layout)
+    scale_slider = widgets.FloatSlider(value=weight_scale, min=0.05, max=2.0, step=0.05, readout_format=".2f",
+                                       description="weight scale (1 = He init)", continuous_update=False,
+                                       style=style, layout=layout)
+    image = widgets.Image(value=png(depth, weight_scale), format="png")
+
+    def redraw(_change) -> None:
+        image.value = png(depth_slider.value, scale_slider.value)
+
+    depth_slider.observe(redraw, names="value")
+    scale_slider.observe(redraw, names="value")
+    return widgets.VBox([depth_slider, scale_slider, image])
 
 
 def explorer_figure(depth: int = 30, weight_scales: Sequence[float] = (0.5, 1.0), name: str | None = "02_explorer"):

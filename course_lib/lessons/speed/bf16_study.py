@@ -99,16 +99,3 @@ def bf16_accuracy_study(profile: Profile | str | None = None, retrain: bool = Fa
         return run_bf16_study(data, cfg["epochs"], cfg["seeds"], device, prof, verbose)
 
     return load_or_train(cfg["name"], train, retrain=retrain, verbose=verbose, cost=cfg["cost"])
-
-
-LATE_EPOCHS = 10
-
-
-def cpu_bf16_report() -> str:
-    """Whether this CPU computes bf16 natively, the features torch reports, and what the fast settings choose."""
-    features = cpu_features()
-    shown = ", ".join(f"{k}: {'yes' if features.get(k) else 'no'}" for k in ("avx512_bf16", "amx_bf16"))
-    fast = fast_speed_options("cpu")
-    return (f"native bf16 on this CPU: {'yes' if native_bf16('cpu') else 'no'} (torch reports {shown or 'nothing'}; "
-            f"oneDNN: {'yes' if torch.backends.mkldnn.is_available() else 'no'})\n"
-            f"fast settings here: channels_last={fast.channels_last}, amp={fast.amp!r}, compile={fast.compile}")
