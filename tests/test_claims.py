@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.lessons.cnn_vs_resnet import claims, figures
+from course_lib.lessons.cnn_vs_resnet import blog_claims, claims, figures
 from course_lib.lessons.cnn_vs_resnet import protocol as cmp
 from course_lib.errors import ConfigError
 from course_lib.stats import wilson_interval
@@ -45,17 +45,17 @@ def test_blog_table_keeps_its_three_rows_and_its_own_column_names():
 
 
 def test_claim_table_covers_every_claim_in_both_languages_and_is_the_sites_page():
-    rows = claims.claim_table()
+    rows = blog_claims.claim_table()
     en = " ".join(r["claim"][0] for r in rows)
     for claim in ("有所提升", "例如超过30层", "Vanishing", "identity", "bottleneck", "Degradation", "epochs 10/20/30",
-                  "nn.Linear(256*32*32, 20)"):
+                  "256·32·32 → 20"):
         assert claim in en, claim
     assert all(len(r[k]) == 2 and all(r[k]) for r in rows for k in ("claim", "where", "measured", "verdict"))
-    assert "He et al.'s, not the blog's" in en and "BlogCNN: test accuracy" not in claims.claim_table_markdown()
+    assert "He et al.'s, not the blog's" in en and "BlogCNN: test accuracy" not in blog_claims.claim_table_markdown()
     page = (ROOT / "docs" / "blog_claims.md").read_text(encoding="utf-8")
-    assert page == claims.blog_claims_page(), (
+    assert page == blog_claims.blog_claims_page(), (
         "docs/blog_claims.md is out of date; rewrite it with: python -c \"from course_lib.lessons.cnn_vs_resnet "
-        "import claims; open('docs/blog_claims.md', 'w').write(claims.blog_claims_page())\"")
+        "import blog_claims; open('docs/blog_claims.md', 'w').write(blog_claims.blog_claims_page())\"")
     assert "(docs/blog_claims.md)" in (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
     assert "(docs/blog_claims.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -67,6 +67,9 @@ def test_no_committed_result_says_full_without_full_mnist():
         assert meta["protocol"] == "blog" and "profile" not in result, path.name
         assert meta.get("profile") != "full" or (meta["dataset"] == "mnist" and meta["full_data"]), path.name
         assert "full" not in claims.measured_on(result).replace("full MNIST", ""), path.name
+        # the saved runs reshuffle every epoch, which the blog's loader never did: their label says so
+        assert meta["shuffle"] and "the blog's hyperparameters, reshuffled every epoch" in claims.measured_on(result)
+        assert "the blog's protocol" not in claims.measured_on(result), path.name
 
 
 def test_measured_on_strips_machine_paths():
@@ -173,9 +176,11 @@ def test_combined_results_keep_each_parts_date_and_source():
     second["meta"] = dict(second["meta"], date="the next day")
     both = cmp.combine(first, second)
     lines = claims.measured_on_lines(both)
-    assert len(lines) == 2 and lines[0].endswith("today (blog-cnn, blog-resnet)")
+    assert len(lines) == 3 and lines[0].endswith("today (blog-cnn, blog-resnet)")
     assert lines[1].endswith("the next day (blog-cnn-pytorch-init)")
-    assert claims.format_seed_spread(both).splitlines()[:2] == lines
+    # then each model's initialisation
+    assert lines[2] == "init: blog-cnn He; blog-resnet PyTorch default; blog-cnn-pytorch-init PyTorch default"
+    assert claims.format_seed_spread(both).splitlines()[:3] == lines
     assert cmp.combine(both, _fake({"blog-plain": [[0.3, 0.2]]}))["meta"]["parts"][2]["models"] == ["blog-plain"]
 
 
@@ -199,20 +204,23 @@ def _three_seeds():
 
 def test_verdicts_judge_only_the_exact_protocol_with_three_seeds():
     rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(_three_seeds()))}
-    assert rows["the blog's CNN: train loss 0.2"] == "**reproduced**"
-    assert rows["the blog's CNN: test accuracy 97.0%"] == "**reproduced**"  # 97% lies inside our seeds' Wilson range
-    assert rows["the blog's ResNet: train loss 0.04"] == "**not reproduced**: ours is 10x lower"
-    assert rows["the blog's ResNet: test accuracy 99.5%"] == "**not reproduced**: ours is 1.0 points below the claim"
-    assert rows['ResNet vs CNN: "有所提升" (some improvement)'].startswith(
+    assert rows["the blog's CNN: train loss 0.2 (one mini-batch)"] == "**reproduced**"
+    # 97% lies inside our seeds' Wilson range
+    assert rows["the blog's CNN: \"validation\" accuracy 97% (test split)"] == "**reproduced**"
+    assert rows["the blog's ResNet: train loss 0.04 (one mini-batch)"] == "**not reproduced**: ours is 10x lower"
+    assert (rows["the blog's ResNet: \"validation\" accuracy 99.5% (test split)"]
+            == "**not reproduced**: ours is 1.0 points below the claim")
+    assert rows['ResNet (default init) vs CNN (He init): "有所提升" (some improvement)'].startswith(
         "blog-resnet ahead by 1.50 points: **a real difference**")
-    assert "not shown to be real (Welch p = " in rows["Implied: the skips are what make it better"]
+    assert "not shown to be real (Welch p = " in rows["The course's question, not the blog's: do the skips make it better?"]
     on_sample = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_three_seeds())}
-    assert on_sample["the blog's ResNet: train loss 0.04"].startswith("**not comparable**")
-    assert on_sample["the blog's CNN: test accuracy 97.0%"].startswith("**not verified**: measured on the MNIST sample")
+    assert on_sample["the blog's ResNet: train loss 0.04 (one mini-batch)"].startswith("**not comparable**")
+    assert on_sample["the blog's CNN: \"validation\" accuracy 97% (test split)"].startswith(
+        "**not verified**: measured on the MNIST sample")
     one_seed = _fake({"blog-cnn": [[2.303] * 3], "blog-resnet": [[0.1] * 3]},
                      {"blog-cnn": [[0.1] * 3], "blog-resnet": [[0.9] * 3]})
     exact_rows = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(_exact(one_seed))}
-    assert exact_rows["the blog's ResNet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
+    assert exact_rows["the blog's ResNet: \"validation\" accuracy 99.5% (test split)"].startswith("**not judged**: 1 seed")
     text = claims.format_verdicts(one_seed)
     assert "it never left the chance loss ln 10 in 30 steps" in text and "not evidence: 1 seed" in text
     assert text.splitlines()[2].startswith("| The blog's claim") and text.count("\n| ") == 6

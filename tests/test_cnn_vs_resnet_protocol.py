@@ -155,8 +155,8 @@ def test_compare_full_on_mnist_from_an_idx_root_gives_the_exact_protocol(tmp_pat
     assert (saved["meta"]["n_train"], saved["meta"]["n_test"]) == (128, 64)
     assert all(len(run["history"]) == 30 for run in saved["runs"])
     verdicts = {r["claim"]: r["verdict"] for r in claims.claim_verdicts(saved)}
-    assert verdicts["the blog's ResNet: train loss 0.04"].startswith(("**reproduced**", "**not reproduced**"))
-    assert verdicts["the blog's ResNet: test accuracy 99.5%"].startswith("**not judged**: 1 seed")
+    assert verdicts["the blog's ResNet: train loss 0.04 (one mini-batch)"].startswith(("**reproduced**", "**not reproduced**"))
+    assert verdicts["the blog's ResNet: \"validation\" accuracy 99.5% (test split)"].startswith("**not judged**: 1 seed")
 
 
 def test_the_full_profile_runs_the_blogs_protocol_and_the_cpu_profile_fits_its_budget():

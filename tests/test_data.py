@@ -135,9 +135,12 @@ def test_offline_env_skips_download(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     monkeypatch.setattr(data_mod, "_download", lambda *a: pytest.fail("download attempted while offline"))
     d = load_data("mnist", root=tmp_path)
-    assert d.info.source == "sample (fallback)" and "COURSE_OFFLINE is set" in d.info.note
+    assert d.info.source == "sample (fallback)" and d.info.note == "full MNIST not found; the MNIST sample is used"
     line = capsys.readouterr().out
     assert line.count("\n") == 1 and len(line) <= 121 and "python -m course_lib data --dataset mnist" in line
+    assert data_mod.data_source_report(tmp_path)["mnist"].endswith("no download (COURSE_OFFLINE=1): the 5,000-digit sample")
+    monkeypatch.delenv("COURSE_OFFLINE")
+    assert "torchvision download, else the 5,000-digit sample" in data_mod.data_source_report(tmp_path)["mnist"]
 
 
 def test_fallback_line_is_short_and_carries_no_exception_text(tmp_path, no_network, capsys):
@@ -146,7 +149,7 @@ def test_fallback_line_is_short_and_carries_no_exception_text(tmp_path, no_netwo
     assert out.count("\n") == 1 and len(out.rstrip("\n")) <= 120
     assert "MNIST sample" in out and "4,000 train / 1,000 test" in out
     assert "python -m course_lib data --dataset mnist" in out
-    assert "Error" not in out and "RuntimeError" not in out and "download failed" in d.info.note
+    assert "Error" not in out and "RuntimeError" not in out and "its download failed" in d.info.note
 
 
 def test_a_data_root_that_is_a_file_is_a_clear_error(tmp_path):

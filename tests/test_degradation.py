@@ -229,6 +229,10 @@ def test_summary_verdict_text_and_plots(tmp_figures, capsys):
     rows = {(r["kind"], r["depth"]): r for r in D.summarize(result)}
     assert rows[("plain", 32)]["steps"] == 192 and rows[("plain", 32)]["loss_mean"] == pytest.approx(1.525)
     assert rows[("plain", 32)]["loss_sd"] == pytest.approx(0.05 / 2 ** 0.5)
+    assert rows[("plain", 32)]["accs"] == [0.5, 0.5] and rows[("plain", 32)]["acc_sd"] == 0.0
+    D.print_summary(result | dict(meta=dict(n_test=1000)))  # each seed's accuracy with its own Wilson interval
+    assert "plain-32  loss 1.525 +- 0.035 | test 50.0 +-  0.0 | 50.0 [46.9, 53.1], 50.0 [46.9, 53.1]" in \
+        capsys.readouterr().out
     D.print_summary(result)
     D.print_verdict(result)
     D.print_catch_up(result)

@@ -209,6 +209,7 @@ def test_notebook_02_neither_shows_nor_runs_the_solution():
                        .read_text(encoding="utf-8"))["cells"]
     sources = ["".join(c["source"]) for c in cells]
     assert not any("Solution" in s for s in sources)
+    assert not any("residual_block.PreActBlock" in s for s in sources)  # the library's own answer is not pointed at
     checks = [c for c, s in zip(cells, sources) if c["cell_type"] == "code" and "check_preact_block(" in s]
     assert len(checks) == 1
     printed = json.dumps(checks[0]["outputs"])

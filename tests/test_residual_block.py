@@ -130,6 +130,7 @@ def test_plot_jacobians_saves_png(tmp_path, monkeypatch):
     J = bm.block_jacobians(block, torch.randn(1, 2, 3, 3, dtype=torch.float64))
     fig = bm.plot_jacobians(J, name="02_test_jacobian")
     assert (tmp_path / "02_test_jacobian.png").stat().st_size > 1000
+    assert all("colour scale" in ax.get_title() for ax in fig.axes[:3])  # each panel names its own scale
     plt.close(fig)
 
 

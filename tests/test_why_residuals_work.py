@@ -246,13 +246,14 @@ def test_landscape_table_and_comparison_tell_near_from_far():
     assert "rise at 0.1/0.2/0.3" in table
     plain_row = table.splitlines()[1].split()
     want = [round(v, 2) for v in rise_by_distance(result["plain"]["pairs"][0]["surface"], why.NEAR).values()]
-    assert [float(v) for v in plain_row[4].split("/")] == want  # the three rises, next to the highest loss
+    assert [float(v) for v in plain_row[3].split("/")] == want  # the three rises, next to the highest loss
     assert rise_by_distance(result["residual"]["pairs"][0]["surface"])[0.1] < \
         rise_by_distance(result["plain"]["pairs"][0]["surface"])[0.1]
     text = why.landscape_comparison(result)
     assert "residual rise lower at distance 0.1 to 0.4, higher at 0.5 to 1" in text
     assert "plain    2-D slices whose lowest grid point is not θ: 0 of 1" in text
     assert "1-D slice highest loss: plain 4.1, residual 16.0" in text
+    assert "in how many of the 1 pairs: lower rise at 0.1 1, higher 2-D highest loss 1, higher 1-D highest loss 1" in text
 
 
 def test_figure_titles_name_the_data_without_fallback_jargon():
@@ -316,7 +317,7 @@ def test_experiments_return_json_results_and_plots_save_pngs(tiny_data, tiny_set
         assert all(np.array(p["surface"]["loss"]).shape == (3, 3) for p in pairs)
         assert pairs[0]["surface"]["loss"] != pairs[1]["surface"]["loss"]  # another draw, another picture
     table = why.landscape_table(land)
-    assert len(table.splitlines()) == 1 + 2 * 2 and "seeds 3,4" in table
+    assert len(table.splitlines()) == 1 + 2 * 2 and "dir. seeds" in table and " 3,4 " in table
     for result in (lesion, paths, land):
         json.loads(json.dumps(result))  # saveable by load_or_train
     reloaded = json.loads(json.dumps(lesion))  # integer keys become strings; the plots accept both
@@ -399,3 +400,9 @@ def test_the_notebooks_lesion_verdict_matches_the_saved_result():
         for number in ("3 of 9", "34.8%", "6 of 9"):
             assert number in where
     assert "reproduced" not in " ".join(markdown)
+    paths = json.loads((root / "results" / "05_paths_cpu.json").read_text(encoding="utf-8"))
+    short = [k for k in paths["lengths"] if k < paths["n"] / 2]
+    carried = f"{sum(paths['share'][k] for k in short):.1%}"  # the notebook prints it the same way
+    assert carried == "79.1%" and all(carried in where for where in (markdown[0], next(m for m in markdown if m.startswith("## Summary"))))
+    counts = why.landscape_comparison(json.loads((root / "results" / "05_landscape_cpu.json").read_text(encoding="utf-8")))
+    assert "in how many of the 3 pairs: lower rise at 0.1 3, higher 2-D highest loss 3, higher 1-D highest loss 1" in counts

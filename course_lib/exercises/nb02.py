@@ -1,5 +1,5 @@
-"""Checks for notebook 02: the student's pre-activation residual block, against the reference
-:class:`course_lib.lessons.residual_block.PreActBlock` (shapes, identity at zero-init, parameters, outputs)."""
+"""Checks for notebook 02: the student's pre-activation residual block, against the worked solution
+:class:`SolutionPreActBlock` below (shapes, identity at zero-init, parameters, outputs)."""
 from __future__ import annotations
 
 import inspect
@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..lessons.building_resnets import randomize_batchnorm
-from ..lessons.residual_block import PreActBlock
 from ..models import count_params
 from . import Report, StudentCodeError, student_call
 
@@ -132,7 +131,7 @@ def _output_checks(blocks: dict, report: Report) -> None:
     the same outputs in eval and in train mode."""
     pairs = []
     for (c_in, c_out, stride), block in blocks.items():
-        reference = PreActBlock(c_in, c_out, stride)
+        reference = SolutionPreActBlock(c_in, c_out, stride)
         state = _matched_state(randomize_batchnorm(block, seed=c_in + c_out + stride), reference)
         if state is None or count_params(block) != count_params(reference):
             report.error(f"outputs: {_name(c_in, c_out, stride)}: its layers do not match the reference's (bn1, "
@@ -157,10 +156,10 @@ def _output_checks(blocks: dict, report: Report) -> None:
             if not (same and torch.allclose(got, want, rtol=1e-5, atol=1e-5)):
                 wrong.append(f"{name} by up to {(got - want).abs().max().item() if same else float('inf'):.3g}")
         report.check(not wrong, f"outputs ({mode} mode): with its own weights (BatchNorm weights and statistics "
-                                f"randomised), each of the {len(pairs)} blocks computes what the reference PreActBlock "
+                                f"randomised), each of the {len(pairs)} blocks computes what the reference block "
                                 f"computes with them",
                      f"outputs ({mode} mode): holding the same weights (BatchNorm randomised), your block and the "
-                     f"reference PreActBlock differ: {'; '.join(wrong)}. Hint: f = conv2(relu(bn2(conv1(relu(bn1(x)))"
+                     f"reference block differ: {'; '.join(wrong)}. Hint: f = conv2(relu(bn2(conv1(relu(bn1(x)))"
                      f"))): BN then relu before each conv, bn1 on the input; the projection takes relu(bn1(x)), not "
                      f"x; nothing after the sum.")
 
@@ -177,10 +176,10 @@ def check_preact_block(block_cls) -> Report:
         return report
     _identity_checks(block_cls, report)
     for (c_in, c_out, stride), block in blocks.items():
-        theirs, expected = count_params(block), count_params(PreActBlock(c_in, c_out, stride))
+        theirs, expected = count_params(block), count_params(SolutionPreActBlock(c_in, c_out, stride))
         report.check(theirs == expected,
-                     f"parameters: {_name(c_in, c_out, stride)} has {theirs:,}, as the reference PreActBlock",
-                     f"parameters: {_name(c_in, c_out, stride)} has {theirs:,}, the reference PreActBlock has "
+                     f"parameters: {_name(c_in, c_out, stride)} has {theirs:,}, as the reference block",
+                     f"parameters: {_name(c_in, c_out, stride)} has {theirs:,}, the reference block has "
                      f"{expected:,} ({theirs - expected:+,}).{_param_hint(theirs, expected, c_in, c_out)}")
     _output_checks(blocks, report)
     return report

@@ -12,14 +12,14 @@ from ...timing import StepTimer, interleaved_rounds
 from ...training import Protocol, SpeedOptions, fit, seed_everything
 from .grown import RESNET18_LAYOUT, GrownResNet, scaled_layout
 
-# throughput: the timed steps per model and their rounds. training: ResNet-18 at 28x28 costs ~78x the blog's
-# ResNet per image, so on a CPU the run trains a narrower ResNet-18 (width_divisor) on fewer images.
+# throughput: the timed steps per model and their rounds (batch 64 = the training's, except in smoke). training:
+# ResNet-18 at 28x28 costs ~78x the blog's ResNet per image, so a CPU trains a narrower one on fewer images.
 SETTINGS = {
     "smoke": dict(throughput=dict(batch_size=2, steps=20, rounds=5),
                   training=dict(width_divisor=8, train=500, test=500, epochs=1)),
-    "cpu": dict(throughput=dict(batch_size=8, steps=20, rounds=5),
+    "cpu": dict(throughput=dict(batch_size=64, steps=10, rounds=5),
                 training=dict(width_divisor=4, train=4000, test=1000, epochs=1)),
-    "full": dict(throughput=dict(batch_size=128, steps=20, rounds=5),
+    "full": dict(throughput=dict(batch_size=64, steps=20, rounds=5),
                  training=dict(width_divisor=1, train=None, test=None, epochs=2)),
 }
 

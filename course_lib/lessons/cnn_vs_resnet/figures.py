@@ -10,6 +10,12 @@ from .claims import (BLOG_CLAIMS, CHANCE_LOSS, MNIST_TEST_IMAGES, final_accuraci
 from .protocol import COMPARED
 
 
+# Display names: which model, and from which initialisation (blog-cnn is the course's reconstruction)
+NAMES = {"blog-cnn": "BlogCNN (reconstructed, He init)", "blog-plain": "BlogPlain (default init)",
+         "blog-resnet": "BlogResNet (default init)", "blog-cnn-pytorch-init": "BlogCNN (reconstructed, default init)",
+         "blog-plain-he-init": "BlogPlain (He init)"}
+
+
 def _curve(runs: list[dict], key: str, mean: bool) -> list[tuple[list[int], list[float], list[float], list[float]]]:
     """``(epochs, values, lows, highs)`` per line: one per seed, or one mean over seeds with its min-max band."""
     scale = 100 if key == "test_acc" else 1
@@ -31,11 +37,11 @@ def plot_curves(result: dict, name: str | None = "04_curves", title: str = "", m
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(13, 4.2))
     for model, runs in runs_by_model(result).items():
         seeds = f"{len(runs)} seed{'s' * (len(runs) > 1)}"
-        label = f"{model} ({'mean of ' if mean_over_seeds and len(runs) > 1 else ''}{seeds})"
+        label = f"{NAMES.get(model, model)} ({'mean of ' if mean_over_seeds and len(runs) > 1 else ''}{seeds})"
         style = "--" if model.endswith("-init") else "-"  # the other initialisation: its family's colour, dashed
         for ax, key in ((ax_loss, "train_loss"), (ax_acc, "test_acc")):
             for i, (epochs, values, lows, highs) in enumerate(_curve(runs, key, mean_over_seeds)):
-                ax.plot(epochs, values, color=color_for(model), alpha=0.9 if i == 0 else 0.5, lw=1.8 if
+                ax.plot(epochs, values, color=color_for(model), alpha=0.7, lw=1.8 if
                         mean_over_seeds else 1.5, marker=".", ls=style, label=label if i == 0 else None)
                 if mean_over_seeds and len(runs) > 1:
                     ax.fill_between(epochs, lows, highs, color=color_for(model), alpha=0.12, lw=0)
@@ -63,9 +69,10 @@ def _claims_panel(ax) -> None:
         lo, hi = accuracy_interval(acc, MNIST_TEST_IMAGES)
         ax.errorbar(i, 100 * acc, [[100 * (acc - lo)], [100 * (hi - acc)]], fmt="o", color=COLORS["blog"],
                     capsize=4, ms=7)
-        ax.annotate(f"{acc:.1%}", (i, 100 * acc), textcoords="offset points", xytext=(8, -3), fontsize=8)
+        ax.annotate(f"{acc:.1%}".replace(".0%", "%"), (i, 100 * acc), textcoords="offset points", xytext=(8, -3), fontsize=8)
     ax.set_xticks(range(len(BLOG_CLAIMS)), ["the blog's\nCNN", "the blog's\nResNet"])
-    ax.set_title(f"the blog's claims: full MNIST,\n1 run each, {MNIST_TEST_IMAGES:,} test images", fontsize=9)
+    ax.set_title(f"the blog's numbers (full MNIST); bars: our\n95% Wilson interval on {MNIST_TEST_IMAGES:,} test images",
+                 fontsize=9)
 
 
 def _result_panel(ax, result: dict, label: str) -> None:
@@ -86,12 +93,10 @@ def _result_panel(ax, result: dict, label: str) -> None:
                if seeds > 1 else (("D", "one run, 95% Wilson interval\n(test-set noise only)"),))
     for marker, text in entries:
         ax.plot([], [], marker, color=COLORS["neutral"], label=text)
-    ax.set_xticks(range(len(models)), [_OURS.get(m, m) for m in models])
+    ax.set_xticks(range(len(models)), [NAMES[m].replace(" (", "\n(").replace(", ", ",\n") for m in models])
     ax.set_title(f"ours: {label},\n{seeds} seed{'s' * (seeds > 1)}, {n:,} test images", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
 
-
-_OURS = {"blog-cnn": "BlogCNN\n(reconstructed)", "blog-plain": "BlogPlain", "blog-resnet": "BlogResNet"}
 
 
 def plot_claims(results: Sequence[tuple[str, dict]], name: str | None = "04_blog_claims"):

@@ -105,7 +105,7 @@ def run_compare(
         print(f"[compare] {info} | device {dev} | profile {prof.name} | "
               f"{len(seed_list)} seed(s) x {len(models)} models x {n_epochs} epochs")
         if prof.name == "full" and not info.full:
-            print("[compare] NOTE: this is the blog's protocol on a smaller dataset, not on full MNIST.")
+            print("[compare] NOTE: the blog's hyperparameters on a smaller dataset, not on full MNIST.")
     on_device = data.to(dev)
     done = [_train_one(name, seed, on_device, n_epochs, dev, checkpoint_dir, verbose)
             for seed in seed_list for name in models]

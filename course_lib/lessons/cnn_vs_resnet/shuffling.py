@@ -96,7 +96,7 @@ def format_shuffle(result: dict) -> str:
     return "\n".join(lines)
 
 
-_STYLES = ("-", "--", ":")  # one model, so one colour (its family's); the conditions differ by line and hatch
+_STYLES = ("-", "--", ":")  # the conditions differ by colour, line and hatch
 _HATCHES = ("", "//", "..")
 
 
@@ -105,22 +105,22 @@ def plot_shuffle(result: dict, name: str | None = "04_shuffle"):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from ...plots import color_for, finish_figure
+    from ...plots import COLORS, color_for, finish_figure
 
-    color = color_for(result["model"])
+    colors = (color_for(result["model"]), COLORS["other"], COLORS["neutral"])  # one colour per order
     fig, (ax_acc, ax_pred) = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / max(len(result["conditions"]), 1)
     for i, c in enumerate(result["conditions"]):
         ax_acc.plot([r["epoch"] for r in c["history"]], [100 * r["test_acc"] for r in c["history"]],
-                    marker="o", color=color, ls=_STYLES[i % 3], label=c["name"])
+                    marker="o", color=colors[i % 3], ls=_STYLES[i % 3], label=c["name"])
         ax_pred.bar([k + (i - 1) * width for k in range(10)], c["predicted_counts"], width=width, label=c["name"],
-                    color=color, alpha=0.35 + 0.3 * (i == 0), hatch=_HATCHES[i % 3], edgecolor="black", lw=0.5)
+                    color=colors[i % 3], alpha=0.6, hatch=_HATCHES[i % 3], edgecolor="black", lw=0.5)
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(0, 100), title=f"{result['model']}: test accuracy")
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_pred.set(xlabel="predicted class", ylabel="test images", xticks=range(10),
                 title="what the trained model predicts")
     for ax in (ax_acc, ax_pred):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)  # the bars differ by hatch and shade only: each panel says which is which
+        ax.legend(fontsize=7, handlelength=3.5)  # colour, line style and hatch: each panel says which is which
     fig.suptitle(f"{result['model']}, seed {result['meta']['seed']}: {measured_on(result)}", fontsize=8)
     return finish_figure(fig, name=name)

@@ -35,7 +35,7 @@ def _label(result: dict) -> str:
     n_train = f"{m['n_train']:,}" if m.get("n_train") else "?"
     return (f"{data} ({n_train} training digits), SGD lr {c['lr']} ({c['lr_schedule']}), "
             f"batch {c['batch_size']}, width {c['width']}, {seeds} seed(s); {m.get('device_name')}, "
-            f"{result['profile']} profile, {m.get('date')}")
+            f"sizes of the {result['profile']} profile, {m.get('date')}")
 
 
 def plot_sweep_curves(result: dict, name: str | None = "01_curves", title: str = ""):

@@ -181,9 +181,8 @@ def plot_gradient_flow(flow: dict[str, list[float]], name: str | None = "01_grad
     for ax in bn:
         ax.set_ylim(min(a.get_ylim()[0] for a in bn), max(a.get_ylim()[1] for a in bn))
     for ax, regime in zip(axes[0], regimes):
-        low, high = math.floor(math.log10(ax.get_ylim()[0])), math.ceil(math.log10(ax.get_ylim()[1]))
-        ax.set_title(f"{regime}\ny-axis 1e{low} to 1e{high}" + (" (both BN panels)" if ax in bn else ""),
-                     fontsize=10)
+        low, high = (f"{float(f'{v:.1g}'):g}" for v in ax.get_ylim())  # the axis's own limits, 1 significant digit
+        ax.set_title(f"{regime}\ny-axis {low} to {high}" + (" (both BN panels)" if ax in bn else ""), fontsize=10)
     axes[0][0].set_ylabel(quantity)
     fig.suptitle(title or "Gradient norms at initialisation, one batch of 128 real digits (MNIST sample), seed 0; "
                           "the panels' y-ranges differ: compare slopes, not heights", fontsize=10)

@@ -141,8 +141,8 @@ def final_losses(result: dict, kind: str, depth: int, steps: int) -> dict[int, f
 
 
 def summarize(result: dict, steps: int | None = None) -> list[dict]:
-    """Per (kind, depth) at budget ``steps`` (default: the largest): final training loss mean and sd over seeds,
-    mean test accuracy and its 95% Wilson interval."""
+    """Per (kind, depth) at budget ``steps`` (default: the largest): final training loss and test accuracy, mean and
+    sd over seeds, and each seed's test accuracy (``accs``)."""
     steps = steps or budget_steps(result)[-1]
     rows = []
     for kind in dict.fromkeys(r["kind"] for r in result["runs"]):
@@ -151,38 +151,25 @@ def summarize(result: dict, steps: int | None = None) -> list[dict]:
             losses = [r["final_train_loss"] for r in runs if r["final_train_loss"] is not None]
             accs = [r["test_acc"] for r in runs if r["test_acc"] is not None]
             loss_mean, loss_sd = mean_sd(losses) if losses else (float("nan"), float("nan"))
-            acc_mean = statistics.fmean(accs) if accs else float("nan")
-            n = result.get("meta", {}).get("n_test")
+            acc_mean, acc_sd = mean_sd(accs) if accs else (float("nan"), float("nan"))
             rows.append(dict(kind=kind, depth=depth, steps=steps, seeds=len(runs), diverged=len(runs) - len(losses),
-                             loss_mean=loss_mean, loss_sd=loss_sd, acc_mean=acc_mean,
-                             acc_interval=accuracy_interval(acc_mean, n) if n and accs else None))
+                             loss_mean=loss_mean, loss_sd=loss_sd, acc_mean=acc_mean, acc_sd=acc_sd, accs=accs))
     return rows
 
 
 def print_summary(result: dict) -> None:
-    """:func:`summarize` as a table per budget, plain vs residual."""
-    n, n_test = len({r["seed"] for r in result["runs"]}), result.get("meta", {}).get("n_test")
-    print(f"final training loss (mean" + (f" +- sd over {n} seeds)" if n > 1 else " of 1 seed)") +
-          " and test accuracy (mean over seeds" + (f", 95% Wilson interval for {n_test:,} test digits)" if n_test
-                                                   else ")"))
+    """:func:`summarize` per budget, one net a line: loss and accuracy as mean +- sd over seeds, then every seed's
+    test accuracy with its 95% Wilson interval for the test-set size."""
+    n_test = result.get("meta", {}).get("n_test")
+    print("final training loss and test accuracy (%), mean +- sd over seeds; then each seed's test accuracy"
+          + (f" [95% Wilson interval, {n_test:,} test digits]" if n_test else ""))
     for steps in budget_steps(result):
-        rows = {(r["kind"], r["depth"]): r for r in summarize(result, steps)}
         print(f"after {steps} SGD steps:")
-        print(f"  {'depth':>5} | {'plain loss':>15} | {'residual loss':>15} | {'plain acc':>20} | {'residual acc':>20}")
-        for depth in sorted({d for _, d in rows}):
-            p, r = rows.get(("plain", depth)), rows.get(("residual", depth))
-            print(f"  {depth:>5} | {_loss(p):>15} | {_loss(r):>15} | {_acc(p):>20} | {_acc(r):>20}")
-
-
-def _loss(row: dict | None) -> str:
-    return f"{row['loss_mean']:.3f} +- {row['loss_sd']:.3f}" if row else "-"
-
-
-def _acc(row: dict | None) -> str:
-    if not row:
-        return "-"
-    lo_hi = row["acc_interval"]
-    return f"{row['acc_mean']:.1%}" + (f" [{lo_hi[0]:.1%}, {lo_hi[1]:.1%}]" if lo_hi else "")
+        for r in summarize(result, steps):
+            each = ", ".join(f"{100 * a:.1f}" + (" [{:.1f}, {:.1f}]".format(*(100 * v for v in accuracy_interval(
+                a, n_test))) if n_test else "") for a in r["accs"])
+            print(f"  {r['kind']:>8}-{r['depth']:<3d} loss {r['loss_mean']:.3f} +- {r['loss_sd']:.3f} | test "
+                  f"{100 * r['acc_mean']:4.1f} +- {100 * r['acc_sd']:4.1f} | {each}")
 
 
 def _reference_depth(result: dict, large: int) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""The blog's first residual block with exactly its two defects, the fix, and which kind of block meets which kind
+"""The course's block with the blog's first block's two defects, the fix, and which kind of block meets which kind
 of shortcut in real ResNets (notebook 02)."""
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from ...models import BasicBlock, Bottleneck, conv3x3, shortcut
 
 
 class BlogFirstBlock(nn.Module):
-    """The course's own block with the blog's first block's defects, on purpose: ``forward`` calls
-    ``self.conv1``/``conv2``, which were never defined (the layers are in ``main_path``, whose first conv does take
-    ``stride``), and the shortcut adds x unchanged, with no projection. No BatchNorm."""
+    """The course's block with the blog's first block's two defects: ``forward`` calls ``conv1``/``conv2``, never
+    defined (the layers are in ``main_path``, built with ``stride``), and x is added unchanged, with no projection.
+    Which conv takes the stride, where the relus sit and no BatchNorm are the course's reading of the blog."""
 
     def __init__(self, in_channels, out_channels, stride=1):
         super().__init__()
@@ -51,8 +51,8 @@ def try_forward(block: nn.Module, x: Tensor) -> str:
 
 
 class FixedBlock(nn.Module):
-    """The blog's block fixed: ``relu(main_path(x) + shortcut(x))`` with BatchNorm and the course's shortcut rule,
-    parameter for parameter :class:`course_lib.models.BasicBlock`. ``N x C_in x H x W -> N x C_out x H/s x W/s``."""
+    """The blog's block fixed in He et al.'s form, :class:`course_lib.models.BasicBlock`: ``relu(main_path(x) +
+    shortcut(x))``, the shortcut rule, bias-free convs each with BN. ``N x C_in x H x W -> N x C_out x H/s x W/s``."""
 
     last_bn_name = "main_path.4"  # what zero_init_last_bn zeroes
 

@@ -72,7 +72,7 @@ def plot_jacobians(jacobians: dict[str, Tensor], name: str | None = "02_jacobian
     for ax, (title, matrix) in zip(axes, panels):
         limit = matrix.abs().max().item()
         image = ax.imshow(matrix.detach().numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set(title=title, xlabel="input unit j")
+        ax.set(title=f"{title}\n(colour scale ±{limit:.2g})", xlabel="input unit j")
         fig.colorbar(image, ax=ax, shrink=0.85)
     axes[0].set_ylabel("output unit i")
     return finish_figure(fig, name=name)

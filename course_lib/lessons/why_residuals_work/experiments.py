@@ -11,7 +11,6 @@ from torch import nn
 from ...checkpoints import load_checkpoint, save_checkpoint
 from ...data import Data
 from ...devices import pick_device
-from ...history import History
 from .landscape import loss_surface, lowest_point, random_direction, rise_by_distance, summarise_surface
 from .lesion import (gradient_by_path_length, lesion_accuracy, mean_by_block, n_blocks, random_block_sets,
                      random_deletions, single_deletions)
@@ -81,15 +80,6 @@ def training_sample(data: Data, n: int, seed: int = 0) -> tuple[torch.Tensor, to
     return data.train_x[idx], data.train_y[idx]
 
 
-def _training_summary(model: nn.Module) -> dict:
-    h: History | None = getattr(model, "history", None)
-    if not h:
-        return {}
-    last = h.final
-    return dict(epochs=len(h), final_train_loss=last.get("train_loss"), final_test_acc=last.get("test_acc"),
-                seconds=sum(r.get("seconds", 0) for r in h.records))
-
-
 def twin_summary(models: dict[str, nn.Module], n_test: int, last_epochs: int = 3) -> str:
     """Two lines per trained twin: its final training loss and test accuracy (95% Wilson interval on ``n_test``
     images), then both over the ``last_epochs`` epochs. One seed each: a description, not a comparison."""
@@ -146,7 +136,6 @@ def run_lesion_study(models: dict[str, nn.Module], data: Data, profile: Profile 
             single_bn=single_deletions(model, x, y, bn_x),
             random=random_deletions(model, x, y, block_sets),
             random_bn=random_deletions(model, x, y, block_sets, bn_x) if s["random_bn"] else None,
-            training=_training_summary(model),
         )
     result.update(block_sets=block_sets, config=s, n_blocks=n, seconds=time.perf_counter() - start,
                   meta=make_meta(data.info, dev, prof, experiment="lesion study", depth=s["depth"]))
@@ -198,10 +187,8 @@ NEAR = (0.1, 0.2, 0.3)  # distances from theta (in units of the filter-normalise
 def landscape_table(result: dict, near: tuple[float, ...] = NEAR) -> str:
     """:func:`run_landscape`'s result, one row per net and pair of directions: the loss at theta, its mean rise at
     the distances ``near``, the highest loss, the shares below ln 10 and within 1 nat, the minima inside the grid."""
-    first = result["plain"]["pairs"][0]["surface"]
-    at = "/".join(f"{r:g}" for r in rise_by_distance(first, near))
-    rise_head = f"rise at {at}"
-    lines = [f"{'net':9s} {'directions':>10s} {'loss at θ':>9s} {rise_head:>16s} {'highest':>8s} {'< ln 10':>8s} "
+    rise_head = "rise at " + "/".join(f"{r:g}" for r in rise_by_distance(result["plain"]["pairs"][0]["surface"], near))
+    lines = [f"{'net':9s} {'dir. seeds':>10s} {'loss at θ':>9s} {rise_head:>16s} {'highest':>8s} {'< ln 10':>8s} "
              f"{'< θ + 1':>8s}  minima inside the grid"]
     for kind in ("plain", "residual"):
         for pair in result[kind]["pairs"]:
@@ -210,7 +197,7 @@ def landscape_table(result: dict, near: tuple[float, ...] = NEAR) -> str:
                              for v in rise_by_distance(pair["surface"], near).values())
             minima = ", ".join("θ" if a == 0 and b == 0 else f"(a={a:.1f}, b={b:.1f}: {loss:.3g})"
                                for a, b, loss in sm["interior_minima"]) or "none"
-            lines.append(f"{kind:9s} {'seeds %d,%d' % tuple(pair['seeds']):>10s} {sm['centre_loss']:>9.3f} "
+            lines.append(f"{kind:9s} {'%d,%d' % tuple(pair['seeds']):>10s} {sm['centre_loss']:>9.3f} "
                          f"{rises:>16s} {sm['max_loss']:>8.1f} {sm['below_chance']:>8.1%} {sm['within_1']:>8.1%}  "
                          f"{minima}")
     return "\n".join(lines)
@@ -229,8 +216,8 @@ def _span(values: list, among: list | None = None) -> str:
 
 def landscape_comparison(result: dict) -> str:
     """Per pair of directions, at which distances the residual net's loss rises less than the plain net's, and
-    the 1-D slices' highest losses; then, per net, how many slices go below the loss at theta."""
-    lines = []
+    the 1-D slices' highest losses; in how many pairs each ordering holds; per net, how many slices go below theta."""
+    lines, held = [], np.zeros(4, int)
     for plain, res in zip(result["plain"]["pairs"], result["residual"]["pairs"]):
         p_rise, r_rise = rise_by_distance(plain["surface"]), rise_by_distance(res["surface"])
         lower = [r for r in p_rise if r_rise[r] < p_rise[r]]
@@ -239,8 +226,13 @@ def landscape_comparison(result: dict) -> str:
                  else "residual rise never lower")
         where += f", higher at {_span(higher, list(p_rise))}" if higher else ", never higher"
         p1, r1 = max(plain["slice"]["loss"]), max(res["slice"]["loss"])
-        lines.append(f"seeds {plain['seeds'][0]},{plain['seeds'][1]}: {where}; "
+        lines.append(f"direction seeds {plain['seeds'][0]},{plain['seeds'][1]}: {where}; "
                      f"1-D slice highest loss: plain {p1:.1f}, residual {r1:.1f}")
+        ps, rs = plain["summary"], res["summary"]
+        held += [r_rise[min(p_rise)] < p_rise[min(p_rise)], rs["max_loss"] > ps["max_loss"], r1 > p1,
+                 rs["below_chance"] > ps["below_chance"]]
+    lines.append(f"residual net, in how many of the {len(lines)} pairs: lower rise at {min(p_rise):.2g} {held[0]}, higher "
+                 f"2-D highest loss {held[1]}, higher 1-D highest loss {held[2]}, larger share below ln 10 {held[3]}")
     for kind in ("plain", "residual"):
         pairs = result[kind]["pairs"]
         for key, label in (("surface", "2-D"), ("slice", "1-D")):
@@ -294,7 +286,7 @@ def lesion_summary(result: dict, close: float = 0.02) -> str:
                              f"worst {single.min():.1%} (block {int(single.argmin())}), best {single.max():.1%}, "
                              f"{held[kind, key]} within {close * 100:.0f} points of intact")
     return "\n".join(lines + [f"Veit et al.'s test, residual net: {held['residual', 'single']} single deletions hold "
-                               f"with the stored statistics (their protocol), "
+                               f"with the stored statistics (Veit et al. report no re-estimation), "
                                f"{held.get(('residual', 'single_bn'), 'not measured')} with recomputed ones"])
 
 

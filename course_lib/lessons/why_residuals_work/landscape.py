@@ -8,6 +8,7 @@ import copy
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -169,7 +170,7 @@ def plot_slices_1d(slices: dict, name: str | None = "05_landscape_1d", title: st
 def plot_contours(surfaces: dict, name: str | None = "05_landscape_2d", title: str = "", levels: int = 20,
                   labels: Sequence[str] | None = None):
     """Contours of loss − loss(theta) of 2-D slices ``{kind: [surface per direction pair]}`` on the same linear
-    levels, one column per net, one row per pair; thick: loss = ln 10 (chance level), dashed: 1 nat above."""
+    round levels, one column per net, one row per pair; thick: loss = ln 10 (chance level), dashed: 1 nat above."""
     kinds = list(surfaces)
     rows = max(len(v) for v in surfaces.values())
     rises: dict[str, list[tuple[np.ndarray, float]]] = {k: [] for k in kinds}  # (loss - loss(theta), loss(theta))
@@ -178,7 +179,7 @@ def plot_contours(surfaces: dict, name: str | None = "05_landscape_2d", title: s
             loss, _, centre = _distances(s)
             rises[k].append((loss - centre, centre))
     high = max(float(r.max()) for k in kinds for r, _ in rises[k])
-    lv = np.linspace(0, high, levels + 1)[1:] if high > 0 else [1e-6]
+    lv = MaxNLocator(levels).tick_values(0, high)[1:] if high > 0 else [1e-6]  # round levels
     fig, axes = plt.subplots(rows, len(kinds), figsize=(4.4 * len(kinds) + 1.2, 3.9 * rows), squeeze=False,
                              layout="constrained")
     cs = None
@@ -196,9 +197,9 @@ def plot_contours(surfaces: dict, name: str | None = "05_landscape_2d", title: s
             pair = labels[row] if labels else f"directions {row + 1}"
             ax.set(xlabel="direction 1 (a)", ylabel="direction 2 (b)" if col == 0 else "",
                    title=f"{kind} net, {pair}", aspect="equal")
-    fig.colorbar(cs, ax=axes.ravel().tolist(), label="loss − loss(θ), nats (linear levels)", shrink=0.85,
-                 format="%.3g")
-    note = "+: the trained weights θ; thick line: loss = ln 10 (chance level); dashed: 1 nat above loss(θ)"
+    fig.colorbar(cs, ax=axes.ravel().tolist(), label="loss − loss(θ), nats (linear levels)", shrink=0.85)
+    note = ("+: the trained weights θ; dashed: 1 nat above loss(θ); thick: the loss itself = ln 10 (chance level),"
+            " drawn at ln 10 − loss(θ) on this scale")
     fig.suptitle(f"{title}\n{note}" if title else note, fontsize=9)
     if name:
         save_figure(fig, name)

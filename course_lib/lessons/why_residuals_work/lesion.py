@@ -201,6 +201,9 @@ def plot_single_deletions(result: dict, name: str | None = "05_single_deletions"
             ax.bar(blocks + width / 2, 100 * np.array(r["single_bn"]), width, color=COLORS[kind], alpha=0.4,
                    label="BN statistics recomputed")
         ax.axhline(100 * r["intact"], color=COLORS[kind], lw=1, ls="--", label=f"intact: {r['intact']:.1%}")
+        if r.get("single_bn"):
+            ax.axhline(100 * r["intact_bn"], color=COLORS[kind], lw=1, ls="-.", alpha=0.6,
+                       label=f"intact, BN recomputed: {r['intact_bn']:.1%}")
         ax.axhline(100 * CHANCE, color=COLORS["neutral"], lw=1, ls=":", label="chance (10%)")
         ax.set(xlabel="deleted block (model.body[i])", ylabel="test accuracy (%)", title=f"{kind} net", ylim=(0, 100), xticks=blocks)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: bars reach 0
@@ -214,7 +217,7 @@ def plot_random_deletions(result: dict, name: str | None = "05_random_deletions"
     panels = [("random", "stored BatchNorm statistics")]
     if all(result[k].get("random_bn") for k in ("plain", "residual") if k in result):
         panels.append(("random_bn", "BatchNorm statistics recomputed"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.8), sharey=True, squeeze=False)
     for ax, (key, label) in zip(axes[0], panels):
         for kind in ("plain", "residual"):
             if kind not in result:
@@ -235,7 +238,7 @@ def plot_random_deletions(result: dict, name: str | None = "05_random_deletions"
         ax.set(xlabel="number of blocks deleted at random (k)", ylabel="test accuracy (%)", ylim=(0, 100),
                title=f"deleting k random blocks: {label}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)  # below: the bands fill the axes
     return _finish(fig, title, name)
 
 
