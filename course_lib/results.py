@@ -46,7 +46,7 @@ def describe(result: dict) -> str:
     data = f"{m.get('dataset')} ({m.get('source')}, {m.get('n_train')} train / {m.get('n_test')} test)"
     warn = "" if m.get("full_data") or m.get("dataset") in ("sample", None) else " -- NOT the full dataset"
     protocol = m.get("protocol") or m.get("profile")
-    protocol = ("the blog's protocol" if protocol == "blog" else f"protocol of the {protocol} profile"
+    protocol = ("the blog's hyperparameters" if protocol == "blog" else f"sizes of the {protocol} profile"
                 if protocol in ("smoke", "cpu", "full") else protocol)
     return f"{data}{warn}; device {m.get('device_name') or m.get('device')}; {protocol}; {m.get('date')}"
 

@@ -50,6 +50,11 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
     return float(_st.ttest_ind(list(a), list(b), equal_var=False).pvalue)
 
 
+def p_text(p: float) -> str:
+    """A p-value as the course prints it: ``p < 0.001`` below a thousandth (never ``p = 0.000``), else 2 digits."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of :func:`compare_accuracies`: ``real`` and the numbers behind it, with a sentence."""
@@ -70,9 +75,9 @@ def compare_accuracies(a: Sequence[float], b: Sequence[float], n_test: int) -> V
                        f"not evidence: {min(len(a), len(b))} seed(s); the rule needs at least {MIN_SEEDS} per model")
     p = welch_p_value(a, b)
     if p >= ALPHA:
-        return Verdict(False, diff, p, half, f"within seed noise (Welch p = {p:.2f} >= {ALPHA})")
+        return Verdict(False, diff, p, half, f"not shown to be real (Welch {p_text(p)} >= {ALPHA})")
     if abs(diff) <= half:
         return Verdict(False, diff, p, half, f"too small for the test set: {100 * abs(diff):.1f} points is inside "
                                              f"the ±{100 * half:.1f}-point Wilson interval")
-    return Verdict(True, diff, p, half, f"a real difference (Welch p = {p:.3f} < {ALPHA}; {100 * abs(diff):.1f} "
+    return Verdict(True, diff, p, half, f"a real difference (Welch {p_text(p)}{'' if p < 0.001 else f' < {ALPHA}'}; {100 * abs(diff):.1f} "
                                         f"points > ±{100 * half:.1f}-point Wilson interval)")

@@ -208,3 +208,18 @@ def test_gpu_protocol_runs_a_recipe_and_records_it(tmp_path):
 def test_format_gpu_reads_the_saved_timings():
     text = rc.format_gpu()
     assert text.count("recipe:") == 2 and "fast is" in text
+
+
+def test_check_rerun_judges_where_the_rerun_ends(saved, monkeypatch, tiny):
+    curve = [0.60, 0.84]  # epoch 1 outside the saved band, epoch 2 inside
+    monkeypatch.setattr(rc, "train_run", lambda *a, **k: dict(curve=dict(test_acc=curve), seconds=1.0))
+    text = rc.check_rerun(saved, epochs=2, data=_fake_data())
+    assert "epoch 1: rerun 60.00%" in text and ": outside" in text
+    assert text.endswith("after 2 epoch(s) the rerun is inside the saved curve")
+    curve[1] = 0.70
+    assert rc.check_rerun(saved, epochs=2, data=_fake_data()).endswith("is NOT inside the saved curve")
+
+
+def _fake_data():
+    from types import SimpleNamespace
+    return SimpleNamespace(test_y=torch.zeros(10_000))

@@ -37,7 +37,7 @@ def _first_problem(fn: Callable, total: int, warmup: int, peak: float) -> str | 
 def check_schedule(fn: Callable[[int, int, int, float], float]) -> Report:
     """Compare the student's ``fn(step, total_steps, warmup_steps, peak_lr)`` with the course's schedule at every
     step of a few schedules, naming the first step that differs and what that step should be."""
-    report = Report("Checking your warmup_cosine(step, total_steps, warmup_steps, peak_lr):")
+    report = Report("Checking your schedule, fn(step, total_steps, warmup_steps, peak_lr):")
     for total, warmup, peak in CASES:
         try:
             problem = _first_problem(fn, total, warmup, peak)

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from ...errors import ConfigError
 from ...results import describe, load_result
-from ...stats import ALPHA, MIN_SEEDS, Verdict, accuracy_interval, compare_accuracies, mean_sd
+from ...stats import ALPHA, MIN_SEEDS, Verdict, accuracy_interval, compare_accuracies, mean_sd, p_text
 
 # The blog's results table as it prints it: its column names (with our English) and its three rows.
 BLOG_COLUMNS = (("轮次", "epoch"), ("传统CNN训练损失", "traditional CNN, training loss"),
@@ -37,7 +37,7 @@ def measured_on(result: dict) -> str:
     called its protocol only where the run never shuffled, as the blog's loader did."""
     shuffled = result.get("meta", {}).get("shuffle", True)
     label = "the blog's hyperparameters, reshuffled every epoch" if shuffled else "the blog's protocol, never shuffled"
-    return _MACHINE_PATH.sub("", describe(result)).replace("the blog's protocol", label)
+    return _MACHINE_PATH.sub("", describe(result)).replace("the blog's hyperparameters", label)
 
 
 # Where each model starts: blog-resnet and blog-plain as the blog's code leaves them, blog-cnn (the course's
@@ -172,10 +172,6 @@ def format_seed_spread(result: dict) -> str:
 
 PAIRS = (("blog-resnet", "blog-plain"), ("blog-resnet", "blog-cnn"))  # the control first, then the blog's comparison
 
-
-def p_text(p: float) -> str:
-    """A p-value as the course prints it: ``p < 0.001`` below a thousandth (never ``p = 0.000``), else 2 digits."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
 
 
 def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:

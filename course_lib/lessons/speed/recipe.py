@@ -38,6 +38,8 @@ ABLATION = {
     "no crops": dict(protocol=dict(crop_padding=0)),
     "PyTorch init": dict(model=dict(init="pytorch", zero_init_residual=False)),
 }
+# how the ablation's variants are shown (the saved result keeps the short names)
+LABELS = {"PyTorch init": "PyTorch init, no zero-init BN"}
 RESULT = "06_recipe_fashion"
 PROTOCOL = "notebook 06's two recipes"
 
@@ -122,34 +124,35 @@ def format_ablation(result: dict) -> str:
     if "sound" not in s:
         return "no ablation in this result"
     base = s["sound"]
-    epochs = result["ablation"][0]["epochs"]
-    lines = [f"ablation: the sound recipe at {epochs} epochs, one ingredient taken out at a time ({base['seeds']} seeds)"]
+    lines = [f"ablation: the sound recipe with one ingredient taken out at a time, {base['seeds']} seeds each; "
+             f"{ablation_label(result)}"]
     for name, g in s.items():
         if name == "sound":
-            lines.append(f"  {'full sound recipe':18s} {100 * g['mean']:.2f}% ± {100 * g['sd']:.2f}")
+            lines.append(f"  {'full sound recipe':32s} {100 * g['mean']:.2f}% ± {100 * g['sd']:.2f}")
             continue
         v = compare_accuracies(g["accs"], base["accs"], result["test_size"])
-        lines.append(f"  {name:18s} {100 * g['mean']:.2f}% ± {100 * g['sd']:.2f}  ({100 * v.difference:+.2f} "
+        lines.append(f"  {LABELS.get(name, name):32s} {100 * g['mean']:.2f}% ± {100 * g['sd']:.2f}  ({100 * v.difference:+.2f} "
                      f"points: {v.reason})")
     return "\n".join(lines)
 
 
 def check_rerun(result: dict, seed: int = 0, epochs: int = 2, device: str = "auto", data=None) -> str:
-    """Rerun the sound recipe's ``seed`` for its first ``epochs`` epochs (same schedule) and compare each epoch's
-    test accuracy with the saved runs' band (min..max over seeds, widened by the 95% Wilson half-width)."""
+    """Rerun the sound recipe's ``seed`` for its first ``epochs`` epochs (same schedule) and compare its test accuracy
+    at the end with the saved runs' band there (min..max over seeds, widened by the 95% Wilson half-width); every
+    epoch is printed, the verdict is the last one's."""
     data = data or load_data(result["dataset"])
     run = train_run(data, "sound", seed, result["runs"][0]["epochs"], device=device, until=epochs)
     saved = [r["curve"]["test_acc"] for r in result["runs"] if r["recipe"] == "sound"]
-    lines, inside = [], True
+    lines, n = [], len(data.test_y)
     for e, acc in enumerate(run["curve"]["test_acc"]):
         vals = [c[e] for c in saved]
-        lo_i, hi_i = accuracy_interval(min(vals), len(data.test_y))[0], accuracy_interval(max(vals), len(data.test_y))[1]
-        ok = lo_i <= acc <= hi_i
-        inside &= ok
+        low, high = accuracy_interval(min(vals), n)[0], accuracy_interval(max(vals), n)[1]
+        inside = low <= acc <= high
         lines.append(f"  epoch {e + 1}: rerun {100 * acc:.2f}%; saved seeds {', '.join(f'{100 * v:.2f}' for v in vals)}"
-                     f" -> band [{100 * lo_i:.2f}, {100 * hi_i:.2f}]: {'inside' if ok else 'OUTSIDE'}")
+                     f" -> band [{100 * low:.2f}, {100 * high:.2f}]: {'inside' if inside else 'outside'}")
     head = f"rerun of sound seed {seed}, {epochs} of {result['runs'][0]['epochs']} epochs, {run['seconds']} s:"
-    return "\n".join([head, *lines, "inside the saved curve" if inside else "NOT inside the saved curve"])
+    verdict = (f"after {epochs} epoch(s) the rerun is {'inside' if inside else 'NOT inside'} the saved curve")
+    return "\n".join([head, *lines, verdict])
 
 
 def parse_job(text: str) -> tuple[str, str | None, int]:
@@ -293,13 +296,16 @@ def live_demo(data, epochs: int) -> dict:
 
 
 def _colour(name: str) -> str:
+    """The sound recipe in the residual nets' colour; the blog's recipe, on the same net, as the family's other
+    condition (black stays the blog's own reported numbers)."""
     from ...plots import COLORS
 
-    return COLORS["blog"] if name == "blog" else COLORS["residual"]
+    return COLORS["other"] if name == "blog" else COLORS["residual"]
 
 
-def plot_demo(demo: dict, name: str | None = "06_recipe_live"):
-    """The live demo: (a) the lr of every step, (b) the training loss of every step (a running mean of 10)."""
+def plot_demo(demo: dict, data, name: str | None = "06_recipe_live"):
+    """The live demo on ``data``: (a) the lr of every step, (b) the training loss of every step (a running mean of
+    10 steps, so each curve starts at its 10th step)."""
     import matplotlib.pyplot as plt
 
     from ...plots import finish_figure
@@ -312,9 +318,10 @@ def plot_demo(demo: dict, name: str | None = "06_recipe_live"):
         b.plot(images[len(images) - len(smooth):], smooth, color=_colour(rname), label=f"{rname} recipe")
     a.set(title="(a) learning rate of each step", xlabel="training images seen", ylabel="lr")
     b.set(title="(b) training loss (running mean of 10 steps)", xlabel="training images seen", ylabel="loss")
-    for ax in (a, b):
-        ax.legend(fontsize=8, loc="upper right")
-    return finish_figure(fig, "", name)
+    a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    b.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    return finish_figure(fig, f"live demo: {MODEL}, seed 0, {len(data.train_y):,} training images of "
+                              f"{data.info.dataset}", name)
 
 
 def plot_crops(data, padding: int = 2, n: int = 6, name: str | None = "06_crops"):
@@ -335,7 +342,8 @@ def plot_crops(data, padding: int = 2, n: int = 6, name: str | None = "06_crops"
     axes[0, 0].set_title("image", fontsize=8)
     for j in range(1, len(rows)):
         axes[0, j].set_title(f"crop {j}", fontsize=8)
-    return finish_figure(fig, f"random crops, padding {padding}: shifts of up to {padding} pixels", name)
+    return finish_figure(fig, f"{data.info.dataset}: random crops, padding {padding} (shifts of up to {padding} "
+                              f"pixels)", name)
 
 
 def plot_saved(result: dict, name: str | None = "06_recipe_curves"):
@@ -354,7 +362,7 @@ def plot_saved(result: dict, name: str | None = "06_recipe_curves"):
             epochs = range(1, curves.shape[1] + 1)
             ax.fill_between(epochs, curves.min(0).values, curves.max(0).values, color=_colour(rname), alpha=0.25)
             ax.plot(epochs, curves.mean(0), color=_colour(rname), label=f"{rname} recipe ({len(runs)} seeds)")
-    a.set(title="(a) test accuracy (%), from 80%", xlabel="epoch", ylim=(80, 95.5))
+    a.set(title="(a) test accuracy (%)", xlabel="epoch", ylim=(40, 96))
     b.set(title="(b) training loss per image (log scale)", xlabel="epoch", yscale="log")
     a.legend(fontsize=8, loc="lower right")
     b.legend(fontsize=8, loc="lower left")
@@ -382,12 +390,20 @@ def plot_ablation(result: dict, name: str | None = "06_ablation"):
             ax.errorbar(100 * acc, y, xerr=[[100 * (acc - lo)], [100 * (hi - acc)]], fmt="o", ms=4,
                         color=COLORS["residual"] if variant == "sound" else COLORS["neutral"], capsize=2)
         ax.plot([100 * g["mean"]] * 2, [i - 0.35, i + 0.35], color="black", lw=1.5)
-    ax.set_yticks(range(len(s)), ["full sound recipe" if v == "sound" else f"sound, {v}" for v in s])
+    ax.set_yticks(range(len(s)), ["full sound recipe" if v == "sound" else f"sound, {LABELS.get(v, v)}" for v in s])
     ax.set_ylim(len(s) - 0.5, -0.5)
     ax.set_xlabel("test accuracy (%): one dot per seed with its 95% Wilson interval; black bar: mean")
+    return finish_figure(fig, "ablation: " + ablation_label(result), name)
+
+
+def ablation_label(result: dict) -> str:
+    """What the ablation trained on, for how many steps, on which device."""
     setup = result.get("ablation_setup", {})
-    return finish_figure(fig, f"ablation: {setup.get('epochs')} epochs on {setup.get('train_size', 0):,} training "
-                              f"images, tested on {n_test:,}", name)
+    steps = -(-setup.get("train_size", 0) // RECIPES["sound"]["protocol"]["batch_size"]) * setup.get("epochs", 0)
+    m = setup.get("meta", {})
+    return (f"{setup.get('epochs')} epochs ({steps} steps) on {setup.get('train_size', 0):,} {result['dataset']} "
+            f"training images, tested on {setup.get('test_size', 0):,}; {m.get('CPU') or m.get('device')}, "
+            f"{m.get('threads')} threads, torch {m.get('torch')}, {m.get('date')}")
 
 
 def format_gpu(folder=None) -> str:
@@ -408,6 +424,11 @@ def format_gpu(folder=None) -> str:
         text = "; ".join(f"{p} {per_epoch[p]:.1f} s/epoch" + (f" after {r['compile_warmup_s']:.0f} s of compiling"
                                                              if p == "fast" else "") for p, r in rows.items())
         if {"plain", "fast"} <= set(per_epoch):
-            text += f" -> fast is {per_epoch['plain'] / per_epoch['fast']:.1f}x plain"
+            text += (f" -> fast is {per_epoch['plain'] / per_epoch['fast']:.1f}x plain per epoch; whole "
+                     f"{saved['protocol']['epochs']}-epoch run: plain {rows['plain']['seconds']:.1f} s, fast "
+                     f"{rows['fast']['seconds']:.1f} s")
         lines.append(f"  {rname:5s} recipe: {text}")
+    if lines:
+        lines.append("  plain: fp32, TF32 off; fast: AMP, channels_last, torch.compile (CUDA graphs), TF32 on; "
+                     "their separate shares not measured")
     return "\n".join(lines) or "no saved GPU result: GPU times are not yet measured"
