@@ -19,6 +19,7 @@ COLORS: dict[str, str] = {
     "preact": "#CC79A7",    # reddish purple: pre-activation residual blocks
     "other": "#E69F00",     # orange: a second condition of the same family (e.g. another init)
     "neutral": "#999999",   # grey: chance level, guides, "all paths"
+    "blog-recipe": "#56B4E9",  # sky blue: the blog's training recipe on one of the course's nets (notebook 06)
 }
 
 

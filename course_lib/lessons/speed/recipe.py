@@ -296,11 +296,10 @@ def live_demo(data, epochs: int) -> dict:
 
 
 def _colour(name: str) -> str:
-    """The sound recipe in the residual nets' colour; the blog's recipe, on the same net, as the family's other
-    condition (black stays the blog's own reported numbers)."""
+    """The sound recipe in the residual nets' colour, the blog's recipe in its own (black stays the blog's numbers)."""
     from ...plots import COLORS
 
-    return COLORS["other"] if name == "blog" else COLORS["residual"]
+    return COLORS["blog-recipe"] if name == "blog" else COLORS["residual"]
 
 
 def plot_demo(demo: dict, data, name: str | None = "06_recipe_live"):
@@ -318,8 +317,8 @@ def plot_demo(demo: dict, data, name: str | None = "06_recipe_live"):
         b.plot(images[len(images) - len(smooth):], smooth, color=_colour(rname), label=f"{rname} recipe")
     a.set(title="(a) learning rate of each step", xlabel="training images seen", ylabel="lr")
     b.set(title="(b) training loss (running mean of 10 steps)", xlabel="training images seen", ylabel="loss")
-    a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    b.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
+    b.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
     return finish_figure(fig, f"live demo: {MODEL}, seed 0, {len(data.train_y):,} training images of "
                               f"{data.info.dataset}", name)
 
