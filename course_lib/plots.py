@@ -56,6 +56,15 @@ def save_figure(fig: "plt.Figure", name: str, folder: str | Path | None = None, 
     return path
 
 
+def figure_png(fig: "plt.Figure", dpi: int = 90) -> bytes:
+    """``fig`` as PNG bytes, for a widget that redraws it (nothing is written to disk)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def finish_figure(fig: "plt.Figure", title: str = "", name: str | None = None) -> "plt.Figure":
     """Add the suptitle, tighten the layout and, when ``name`` is given, save ``figures/NAME.png``."""
     if title:

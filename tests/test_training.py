@@ -38,7 +38,8 @@ def test_loss_decreases_on_real_digits(small):
     rec = history.final
     assert set(rec) == {"epoch", "train_loss", "test_acc", "seconds", "images_per_s"}
     assert list(history.config) == ["epochs", "batch_size", "lr", "momentum", "weight_decay", "seed", "amp",
-                                    "channels_last", "compile", "pipeline", "shuffle", "recompute_bn", "dataset"]
+                                    "channels_last", "compile", "pipeline", "shuffle", "recompute_bn", "schedule",
+                                    "warmup_epochs", "crop_padding", "dataset"]
     assert rec["images_per_s"] > 0 and rec["seconds"] > 0
 
 

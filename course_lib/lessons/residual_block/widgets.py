@@ -8,7 +8,6 @@ plain and a residual stack of the *same* fully connected layers, live with slide
 """
 from __future__ import annotations
 
-import io
 import math
 import numbers
 from typing import Sequence
@@ -17,7 +16,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ...errors import ConfigError
-from ...plots import COLORS, finish_figure
+from ...plots import COLORS, figure_png, finish_figure
 
 MAX_DEPTH = 100
 
@@ -83,10 +82,9 @@ def explorer(depth: int = 30, weight_scale: float = 0.5):
 
     def png(depth: int, weight_scale: float) -> bytes:
         fig = draw_explorer(depth, (weight_scale,))
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90)
+        data = figure_png(fig)
         plt.close(fig)
-        return buffer.getvalue()
+        return data
 
     style, layout = {"description_width": "180px"}, widgets.Layout(width="520px")
     depth_slider = widgets.IntSlider(value=depth, min=1, max=MAX_DEPTH, step=1, description="depth (layers)",
