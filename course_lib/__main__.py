@@ -347,10 +347,9 @@ def _add_speed(sub) -> None:
                    help="the fast path's torch.compile (auto: the fast settings' own choice)")
     p.add_argument("--train-limit", type=LIMIT, help="train on a seeded subset of this many images")
     p.add_argument("--test-limit", type=LIMIT, help="test on a seeded subset of this many images")
+    p.add_argument("--recipe", choices=["blog", "sound"], help="notebook 06's recipe instead of the blog's protocol")
     p.add_argument("--out", help="JSON file, rewritten after every model")
     p.set_defaults(fn=cmd_gpu_protocol)
-
-    p.add_argument("--recipe", choices=["blog", "sound"], help="notebook 06's recipe instead of the blog's protocol")
 
     p = sub.add_parser("recipe", help="notebook 06: ResNet-20, the blog's recipe vs a sound one, and an ablation")
     p.add_argument("--dataset", default="fashion", choices=["fashion", "mnist", "sample"])

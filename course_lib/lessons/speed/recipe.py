@@ -93,7 +93,11 @@ def summary(result: dict) -> dict:
         out = {}
         for r in runs:
             out.setdefault(r[key] or "sound", []).append(r["test_acc"])
-        return {k: dict(accs=v, mean=mean_sd(v)[0], sd=mean_sd(v)[1], seeds=len(v)) for k, v in out.items()}
+        groups = {}
+        for k, v in out.items():
+            mean, sd = mean_sd(v)
+            groups[k] = dict(accs=v, mean=mean, sd=sd, seeds=len(v))
+        return groups
 
     recipes, ablation = group(result["runs"], "recipe"), group(result["ablation"], "variant")
     verdict = None
